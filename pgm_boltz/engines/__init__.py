@@ -1,0 +1,1 @@
+"""Inference engines: exact enumeration and Gibbs sampling."""

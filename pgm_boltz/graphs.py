@@ -1,0 +1,185 @@
+"""Graph constructors: ordinary ``networkx.Graph`` objects declaring Boltzmann machines.
+
+Each node carries ``role`` ("visible" | "hidden") and ``domain`` ("binary" | "spin" |
+"multinary" with ``levels``); edges may carry an initial ``weight`` and nodes an
+initial ``bias``. Pass the result to :func:`pgm_boltz.compile`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Sequence
+
+import networkx as nx
+
+from .errors import GraphError
+
+__all__ = ["dbm", "fully_connected", "lattice", "rbm", "triangular_lattice"]
+
+_DOMAINS = ("binary", "spin", "multinary")
+
+
+def _node_attrs(role: str, domain: str, levels: int | None) -> dict:
+    if domain not in _DOMAINS:
+        raise GraphError(f"unknown domain {domain!r}; use one of {_DOMAINS}")
+    attrs: dict = {"role": role, "domain": domain}
+    if domain == "multinary":
+        if levels is None:
+            raise GraphError("domain='multinary' needs levels=K (an integer >= 2)")
+        attrs["levels"] = levels
+    return attrs
+
+
+def _check_count(name: str, value: int, minimum: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise GraphError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return value
+
+
+def rbm(
+    n_visible: int,
+    n_hidden: int,
+    domain: str = "binary",
+    hidden_domain: str | None = None,
+    levels: int | None = None,
+    hidden_levels: int | None = None,
+) -> nx.Graph:
+    """A restricted Boltzmann machine: complete bipartite graph visible × hidden.
+
+    Visible nodes are named ``"v0".."v{n_visible-1}"``, hidden ``"h0".."h{n_hidden-1}"``.
+    Energy ``E(v, h) = -v^T W h - b^T v - c^T h``.
+
+    Examples
+    --------
+    >>> import pgm_boltz as pb
+    >>> G = pb.graphs.rbm(3, 2)
+    >>> G.number_of_nodes(), G.number_of_edges()
+    (5, 6)
+    """
+    _check_count("n_visible", n_visible)
+    _check_count("n_hidden", n_hidden, 0)
+    hidden_domain = hidden_domain or ("binary" if domain == "multinary" else domain)
+    G = nx.Graph()
+    vis = [f"v{i}" for i in range(n_visible)]
+    hid = [f"h{j}" for j in range(n_hidden)]
+    G.add_nodes_from(vis, **_node_attrs("visible", domain, levels))
+    G.add_nodes_from(hid, **_node_attrs("hidden", hidden_domain, hidden_levels))
+    G.add_edges_from((v, h) for v in vis for h in hid)
+    return G
+
+
+def fully_connected(n_visible: int, n_hidden: int = 0, domain: str = "binary",
+                    levels: int | None = None) -> nx.Graph:
+    """A fully connected Boltzmann machine on ``n_visible + n_hidden`` units.
+
+    Every pair of units is coupled: ``E(x) = -sum_{i<j} W_ij s_i s_j - sum_i b_i s_i``.
+
+    >>> import pgm_boltz as pb
+    >>> pb.graphs.fully_connected(4, 1).number_of_edges()
+    10
+    """
+    _check_count("n_visible", n_visible)
+    _check_count("n_hidden", n_hidden, 0)
+    G = nx.Graph()
+    vis = [f"v{i}" for i in range(n_visible)]
+    hid = [f"h{j}" for j in range(n_hidden)]
+    G.add_nodes_from(vis, **_node_attrs("visible", domain, levels))
+    G.add_nodes_from(hid, **_node_attrs("hidden", domain, levels))
+    nodes = vis + hid
+    G.add_edges_from((a, b) for i, a in enumerate(nodes) for b in nodes[i + 1:])
+    return G
+
+
+def dbm(layer_sizes: Sequence[int], domain: str = "binary",
+        levels: int | None = None) -> nx.Graph:
+    """A deep Boltzmann machine: layers wired as complete bipartite graphs in a chain.
+
+    Layer 0 is visible (``"v{i}"``), layer l >= 1 hidden (``"h{l}_{i}"``). Even and odd
+    layers are the two Gibbs blocks.
+
+    >>> import pgm_boltz as pb
+    >>> G = pb.graphs.dbm([4, 3, 2])
+    >>> G.number_of_edges()
+    18
+    """
+    if len(layer_sizes) < 2:
+        raise GraphError("dbm needs at least two layer sizes (visible, hidden, ...)")
+    layers = []
+    G = nx.Graph()
+    for li, size in enumerate(layer_sizes):
+        _check_count(f"layer_sizes[{li}]", size)
+        names = [f"v{i}" for i in range(size)] if li == 0 else [
+            f"h{li}_{i}" for i in range(size)]
+        role = "visible" if li == 0 else "hidden"
+        G.add_nodes_from(names, layer=li, **_node_attrs(role, domain, levels))
+        layers.append(names)
+    for a, b in zip(layers[:-1], layers[1:]):
+        G.add_edges_from((u, v) for u in a for v in b)
+    return G
+
+
+def lattice(rows: int, cols: int, periodic: bool = False, domain: str = "spin",
+            role: str = "visible", coupling: float | None = None) -> nx.Graph:
+    """A square lattice (``networkx.grid_2d_graph``) of units named ``(r, c)``.
+
+    With ``coupling`` every edge gets that initial weight (an Ising model at
+    inverse temperature ``coupling`` for spins).
+
+    >>> import pgm_boltz as pb
+    >>> pb.graphs.lattice(4, 4, periodic=True).number_of_edges()
+    32
+    """
+    _check_count("rows", rows)
+    _check_count("cols", cols)
+    G = nx.grid_2d_graph(rows, cols, periodic=periodic)
+    return _decorate(G, domain, role, coupling)
+
+
+def triangular_lattice(rows: int, cols: int, periodic: bool = False, domain: str = "spin",
+                       role: str = "visible", coupling: float | None = None) -> nx.Graph:
+    """A triangular lattice: the square lattice plus one diagonal per cell (3 colours).
+
+    Node ``(r, c)`` is linked to ``(r, c+1)``, ``(r+1, c)`` and ``(r+1, c+1)``
+    (indices modulo the size when ``periodic``; periodic sizes should be multiples of 3
+    for a 3-colouring to exist).
+
+    >>> import pgm_boltz as pb
+    >>> pb.graphs.triangular_lattice(3, 3, periodic=True).number_of_edges()
+    27
+    """
+    _check_count("rows", rows)
+    _check_count("cols", cols)
+    G = nx.Graph()
+    G.add_nodes_from((r, c) for r in range(rows) for c in range(cols))
+    for r in range(rows):
+        for c in range(cols):
+            for dr, dc in ((0, 1), (1, 0), (1, 1)):
+                rr, cc = r + dr, c + dc
+                if periodic:
+                    rr, cc = rr % rows, cc % cols
+                elif rr >= rows or cc >= cols:
+                    continue
+                if (rr, cc) != (r, c):
+                    G.add_edge((r, c), (rr, cc))
+    return _decorate(G, domain, role, coupling)
+
+
+def _decorate(G: nx.Graph, domain: str, role: str, coupling: float | None) -> nx.Graph:
+    if role not in ("visible", "hidden"):
+        raise GraphError(f"role must be 'visible' or 'hidden', got {role!r}")
+    attrs = _node_attrs(role, domain, None if domain != "multinary" else 2)
+    for n in G.nodes:
+        G.nodes[n].update(attrs)
+    if coupling is not None:
+        for u, v in G.edges:
+            G.edges[u, v]["weight"] = float(coupling)
+    return G
+
+
+def node_names(G: nx.Graph, role: str) -> list[Hashable]:
+    """The names of the nodes with the given role, in graph order.
+
+    >>> import pgm_boltz as pb
+    >>> node_names(pb.graphs.rbm(2, 1), "hidden")
+    ['h0']
+    """
+    return [n for n, r in G.nodes(data="role") if r == role]
