@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from . import graphs, hopfield
+from . import datasets, graphs, hopfield
 from .compiler import DEFAULT_MAX_EXACT_STATES, Plan
 from .compiler import analyse as _analyse
 from .errors import DataError, DivergenceError, GraphError, IntractableError, PgmBoltzError
@@ -35,9 +35,13 @@ __all__ = [
     "PgmBoltzError",
     "Plan",
     "compile",
+    "datasets",
+    "diagnostics",
+    "evaluate",
     "graphs",
     "hopfield",
     "load",
+    "pyro",
     "save",
 ]
 
@@ -90,3 +94,16 @@ def compile(
                              init_scale=init_scale)
     model._requested_engine = engine
     return model
+
+
+def __getattr__(name: str) -> Any:
+    """Lazy public names: ``pb.pyro`` (imports Pyro), ``pb.evaluate``, ``pb.diagnostics``."""
+    if name == "pyro":
+        import importlib
+
+        return importlib.import_module(".pyro", __name__)
+    if name in ("evaluate", "diagnostics"):
+        from . import estimate
+
+        return getattr(estimate, name)
+    raise AttributeError(f"module 'pgm_boltz' has no attribute {name!r}")

@@ -353,7 +353,7 @@ class BoltzmannMachine(nn.Module):
                 vals = self.spec.domains[i].values()
                 diag[i] = float((marg[self.nodes[i]] * vals ** 2).sum())
         second[np.arange(self.n_nodes), np.arange(self.n_nodes)] = diag
-        t = lambda a: torch.as_tensor(a, dtype=self.dtype, device=self.device)  # noqa: E731
+        t = lambda a: torch.as_tensor(a, dtype=self.dtype, device=self.device)
         return t(mom.mean), t(second)
 
     def marginals(self) -> dict[Hashable, np.ndarray]:
