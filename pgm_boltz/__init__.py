@@ -97,11 +97,12 @@ def compile(
 
 
 def __getattr__(name: str) -> Any:
-    """Lazy public names: ``pb.pyro`` (imports Pyro), ``pb.evaluate``, ``pb.diagnostics``."""
-    if name == "pyro":
+    """Lazy public names: ``pb.pyro`` (imports Pyro), ``pb.estimate``, ``pb.evaluate``,
+    ``pb.diagnostics``."""
+    if name in ("pyro", "estimate"):
         import importlib
 
-        return importlib.import_module(".pyro", __name__)
+        return importlib.import_module(f".{name}", __name__)
     if name in ("evaluate", "diagnostics"):
         from . import estimate
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import networkx as nx
+import numpy as np
 import torch
 
 from .errors import DataError, PgmBoltzError
@@ -42,9 +43,13 @@ def _decode_name(obj: Any) -> Hashable:
 def _plain_attrs(attrs: dict, what: str) -> dict:
     out = {}
     for k, v in attrs.items():
-        if k in ("weight", "bias"):
-            continue
-        if isinstance(v, (str, int, float, bool)) or v is None:
+        if isinstance(v, (bool, np.bool_)):
+            out[str(k)] = bool(v)
+        elif isinstance(v, (int, np.integer)):
+            out[str(k)] = int(v)
+        elif isinstance(v, (float, np.floating)):
+            out[str(k)] = float(v)  # numpy scalars are not loadable with weights_only
+        elif isinstance(v, str) or v is None:
             out[str(k)] = v
     return out
 
@@ -78,6 +83,9 @@ def save(model: Any, path: str | os.PathLike) -> None:
         "storage": model.plan.storage,
         "max_exact_states": int(model.plan.max_exact_states),
         "dtype": str(model.dtype).replace("torch.", ""),
+        "history": [_plain_attrs(r, "history") for r in (model.history or [])] or None,
+        "visible_init": (None if getattr(model, "visible_init", None) is None
+                         else model.visible_init.detach().cpu()),
     }
     path = Path(path)
     directory = path.parent if str(path.parent) else Path(".")
@@ -141,4 +149,7 @@ def load(path: str | os.PathLike, device: str | torch.device | None = None) -> A
         model.bias.copy_(bias.to(model.bias))
         model.weight.copy_(state["weight"][torch.as_tensor(order, dtype=torch.long)]
                            .to(model.weight))
+    model.history = state.get("history")  # a trained model keeps its learned biases on fit
+    if state.get("visible_init") is not None:  # Gibbs chains start from the data marginals
+        model.visible_init = state["visible_init"].to(model.device, model.dtype)
     return model

@@ -46,7 +46,7 @@ class _ExactLogZ(torch.autograd.Function):
     @staticmethod
     def forward(ctx, bias, weight, model):  # type: ignore[override]
         need_grad = bias.requires_grad or weight.requires_grad
-        problem = model._exact_problem()
+        problem = model._exact_problem(bias, weight)
         if need_grad:
             mom = _exact.exact_moments(problem, model.n_nodes)
             eu, ev = model._edges_np[:, 0], model._edges_np[:, 1]
@@ -115,6 +115,8 @@ class BoltzmannMachine(nn.Module):
                              persistent=False)
         self._block_pairs = self._find_block_pairs()
         self.history: list[dict] | None = None
+        # data-based visible biases from the last fit: Gibbs chains start from them
+        self.visible_init: torch.Tensor | None = None
 
     # ------------------------------------------------------------------ structure
     @property
@@ -291,7 +293,7 @@ class BoltzmannMachine(nn.Module):
                 dom.name, f"an integer in 0..{dom.levels - 1}")
             raise DataError(
                 f"{name} row {r}, column {c} (node {self.visible_nodes[c]!r}) has value "
-                f"{arr[r, c]!r}; the node's domain {dom.describe()} takes {allowed}"
+                f"{float(arr[r, c])!r}; the node's domain {dom.describe()} takes {allowed}"
                 f" ({int(bad.sum())} bad values in all)")
         t = torch.as_tensor(arr, dtype=self.dtype, device=self.device)
         return self.visible_domains.encode(t)
@@ -301,12 +303,31 @@ class BoltzmannMachine(nn.Module):
         return self.visible_domains.decode(values)
 
     # ------------------------------------------------------------------ exact engine
-    def _exact_problem(self) -> _exact.ExactProblem:
+    def _exact_problem(self, bias: torch.Tensor | None = None,
+                       weight: torch.Tensor | None = None) -> _exact.ExactProblem:
+        """The exact engine's arrays for the given parameters (the model's by default)."""
         self.plan.require_exact("exact log Z")
         with torch.no_grad():
-            b = self.bias.detach().to("cpu", torch.float64).numpy()
-            J = self.coupling_matrix().detach().to("cpu", torch.float64).numpy()
-        return _exact.build_problem(self.domains, b, J, self.plan.enum_index)
+            b = (self.bias if bias is None else bias).detach().to("cpu", torch.float64)
+            w = (self.weight if weight is None else weight).detach().to("cpu", torch.float64)
+            J = torch.zeros(self.n_nodes, self.n_nodes, dtype=torch.float64)
+            if len(self._edges_np):
+                u, v = torch.as_tensor(self._edges_np[:, 0]), torch.as_tensor(
+                    self._edges_np[:, 1])
+                J[u, v] = w
+                J[v, u] = w
+        return _exact.build_problem(self.domains, b.numpy(), J.numpy(), self.plan.enum_index)
+
+    def log_partition_of(self, bias: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+        """Exact ``log Z(b, w)`` for explicit parameter tensors (differentiable in both),
+        e.g. when the parameters are sample sites of a Pyro model.
+
+        >>> import pgm_boltz as pb
+        >>> m = pb.compile(pb.graphs.rbm(2, 1), seed=0)
+        >>> bool(m.log_partition_of(m.bias, m.weight) == m.log_partition())
+        True
+        """
+        return _ExactLogZ.apply(bias, weight, self)
 
     def log_partition(self, method: str = "exact", **kwargs: Any) -> torch.Tensor | LogPartition:
         """``log Z = log sum_x exp(-E(x))``.
@@ -527,6 +548,19 @@ class BoltzmannMachine(nn.Module):
                 dv = DomainVector([self.spec.domains[i] for i in S])
                 x[:, torch.as_tensor(S)] = dv.sample(f, gen)
         return x.to(self.device, self.dtype)
+
+    def condition(self, evidence: Mapping[Hashable, Any], **kwargs: Any):
+        """The law of the other nodes given ``evidence`` ``{node: code}``: a
+        :class:`~pgm_boltz.conditioning.ConditionedModel` with ``sample``, ``marginals``,
+        ``log_partition`` (exact or Gibbs by the usual planning rules).
+
+        >>> import pgm_boltz as pb
+        >>> pb.compile(pb.graphs.rbm(3, 2), seed=0).condition({"v0": 1}).free_nodes
+        ['v1', 'v2', 'h0', 'h1']
+        """
+        from .conditioning import condition
+
+        return condition(self, evidence, **kwargs)
 
     # ------------------------------------------------------------------ training
     def fit(self, data: Any, method: str = "auto", **kwargs: Any) -> list[dict]:

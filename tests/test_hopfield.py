@@ -312,6 +312,19 @@ def test_recall_accepts_a_model_with_to_networkx(stored: tuple[nx.Graph, np.ndar
     np.testing.assert_allclose(energy(Model(), patterns), res.energies)
 
 
+def test_recall_accepts_a_compiled_model() -> None:
+    import pgm_boltz as pb
+
+    rng = np.random.default_rng(6)
+    patterns = rng.choice([-1, 1], size=(2, 8))
+    G = hebbian(patterns)
+    model = pb.compile(G)
+    probes = np.vstack([patterns, rng.choice([-1, 1], size=(3, 8))])
+    from_model, from_graph = recall(model, probes), recall(G, probes)
+    np.testing.assert_array_equal(from_model.states, from_graph.states)
+    np.testing.assert_allclose(from_model.energies, from_graph.energies, atol=1e-6)
+
+
 # ---------------------------------------------------------------------------------------
 # sync oscillation and step limits
 # ---------------------------------------------------------------------------------------

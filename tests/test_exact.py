@@ -1,0 +1,370 @@
+"""The exact engine against brute force (plain enumeration of every joint state).
+
+Random graphs (hypothesis) with mixed roles and domains (binary, spin, multinary K=3..5),
+3..8 nodes, parameters of scale ~1: log Z, log P(v) over every visible state, free energy,
+moments, marginals, autograd gradients against central finite differences, and exact
+samples against exact probabilities (chi-square).
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import networkx as nx
+import numpy as np
+import pytest
+import torch
+from conftest import (
+    all_joint_states,
+    brute_force,
+    brute_force_visible,
+    joint_log_weights,
+    random_graph,
+    random_graphs,
+)
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy import stats
+
+import pgm_boltz as pb
+from pgm_boltz.engines import exact as ex
+
+SETTINGS = settings(max_examples=25, deadline=None)
+
+
+def compiled(G: nx.Graph, **kw) -> pb.BoltzmannMachine:
+    return pb.compile(G, dtype=torch.float64, **kw)
+
+
+def chi2_ok(counts: np.ndarray, probs: np.ndarray, alpha: float = 1e-6) -> tuple[bool, str]:
+    """Pearson chi-square goodness of fit, pooling cells with expectation < 5."""
+    n = counts.sum()
+    exp = probs * n
+    big = exp >= 5
+    obs_c = np.append(counts[big], counts[~big].sum())
+    exp_c = np.append(exp[big], exp[~big].sum())
+    keep = exp_c > 0
+    obs_c, exp_c = obs_c[keep], exp_c[keep]
+    stat = float(((obs_c - exp_c) ** 2 / exp_c).sum())
+    df = max(len(exp_c) - 1, 1)
+    crit = float(stats.chi2.ppf(1 - alpha, df))
+    return stat < crit, f"chi2={stat:.1f} (df={df}, critical {crit:.1f})"
+
+
+# ------------------------------------------------------------------ log Z and moments
+
+
+@SETTINGS
+@given(random_graphs())
+def test_log_partition_and_moments_match_brute_force(G: nx.Graph) -> None:
+    model = compiled(G)
+    log_z, mean, second = brute_force(model)
+    assert float(model.log_partition().detach()) == pytest.approx(log_z, abs=1e-10)
+    m, s = model.moments()
+    torch.testing.assert_close(m, mean, atol=1e-10, rtol=0)
+    torch.testing.assert_close(s, second, atol=1e-10, rtol=0)
+    # all_pairs=False leaves only pairs of two summed-out nodes at 0
+    m2, s2 = model.moments(all_pairs=False)
+    torch.testing.assert_close(m2, mean, atol=1e-10, rtol=0)
+    summed = np.setdiff1d(np.arange(model.n_nodes), model.plan.enum_index)
+    keep = torch.ones(model.n_nodes, model.n_nodes, dtype=torch.bool)
+    keep[np.ix_(summed, summed)] = False
+    keep[np.arange(model.n_nodes), np.arange(model.n_nodes)] = True
+    torch.testing.assert_close(s2[keep], second[keep], atol=1e-10, rtol=0)
+
+
+@settings(max_examples=20, deadline=None)
+@given(random_graphs(n_min=5, n_max=8), st.sampled_from([2, 3, 8, 64]))
+def test_parallel_chunked_walk_matches_brute_force(G: nx.Graph, min_chunk: int) -> None:
+    """Small chunks force the split walk (last enumerated nodes fixed per chunk, mixed
+    radix included) on small graphs; results must not depend on the split."""
+    model = compiled(G)
+    log_z, mean, second = brute_force(model)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(ex, "_MIN_CHUNK_STATES", min_chunk)
+        prob = model._exact_problem()
+        n_low, n_chunks = ex._split(prob, True)
+        assert n_chunks == int(np.prod(prob.KE[n_low:]))
+        assert ex.exact_log_partition(prob) == pytest.approx(log_z, abs=1e-10)
+        m, s = model.moments()
+        z = model.log_partition()
+        z.backward()
+    torch.testing.assert_close(m, mean, atol=1e-10, rtol=0)
+    torch.testing.assert_close(s, second, atol=1e-10, rtol=0)
+    e = model._edges_np
+    torch.testing.assert_close(model.bias.grad, mean, atol=1e-10, rtol=0)
+    torch.testing.assert_close(model.weight.grad, second[e[:, 0], e[:, 1]], atol=1e-10,
+                               rtol=0)
+
+
+@SETTINGS
+@given(random_graphs())
+def test_marginals_match_brute_force(G: nx.Graph) -> None:
+    model = compiled(G)
+    X = all_joint_states(model)
+    lw = joint_log_weights(model, X)
+    p = np.exp(lw - np.logaddexp.reduce(lw))
+    marg = model.marginals()
+    assert list(marg) == model.nodes
+    for i, node in enumerate(model.nodes):
+        vals = model.spec.domains[i].values()
+        expected = np.array([p[X[:, i] == v].sum() for v in vals])
+        np.testing.assert_allclose(marg[node], expected, atol=1e-10, rtol=0)
+        assert marg[node].sum() == pytest.approx(1.0, abs=1e-12)
+
+
+@SETTINGS
+@given(random_graphs())
+def test_log_prob_and_free_energy_over_all_visible_states(G: nx.Graph) -> None:
+    model = compiled(G)
+    states, logp = brute_force_visible(model)
+    log_z, _, _ = brute_force(model)
+    with torch.no_grad():
+        got = model.log_prob(states).numpy()
+        free = model.free_energy(states).numpy()
+    np.testing.assert_allclose(got, logp, atol=1e-10, rtol=0)
+    assert np.logaddexp.reduce(got) == pytest.approx(0.0, abs=1e-10)  # sums to 1
+    # F(v) = -log sum_h exp(-E(v, h)) = -(log P(v) + log Z)
+    np.testing.assert_allclose(free, -(logp + log_z), atol=1e-10, rtol=0)
+    # the mapping form names columns by node
+    mapping = {node: states[:, c] for c, node in enumerate(model.visible_nodes)}
+    with torch.no_grad():
+        np.testing.assert_allclose(model.log_prob(mapping).numpy(), logp, atol=1e-10)
+
+
+@settings(max_examples=15, deadline=None)
+@given(random_graphs(n_max=6))
+def test_log_partition_gradient_is_moments_and_matches_finite_differences(G) -> None:
+    model = compiled(G)
+    _, mean, second = brute_force(model)
+    model.zero_grad()
+    model.log_partition().backward()
+    e = model._edges_np
+    torch.testing.assert_close(model.bias.grad, mean, atol=1e-10, rtol=0)
+    torch.testing.assert_close(model.weight.grad, second[e[:, 0], e[:, 1]], atol=1e-10,
+                               rtol=0)
+    fd_b, fd_w = finite_differences(model, lambda: float(model.log_partition().detach()))
+    torch.testing.assert_close(model.bias.grad, fd_b, atol=1e-6, rtol=0)
+    torch.testing.assert_close(model.weight.grad, fd_w, atol=1e-6, rtol=0)
+
+
+@settings(max_examples=15, deadline=None)
+@given(random_graphs(n_max=6), st.integers(0, 2**31 - 1))
+def test_log_likelihood_gradient_matches_finite_differences(G, seed) -> None:
+    model = compiled(G)
+    states, logp = brute_force_visible(model)
+    rng = np.random.default_rng(seed)
+    data = states[rng.integers(0, len(states), size=7)]
+    model.zero_grad()
+    ll = model.log_prob(data).mean()
+    ll.backward()
+
+    def value() -> float:
+        with torch.no_grad():
+            return float(model.log_prob(data).mean())
+
+    fd_b, fd_w = finite_differences(model, value)
+    torch.testing.assert_close(model.bias.grad, fd_b, atol=1e-6, rtol=0)
+    torch.testing.assert_close(model.weight.grad, fd_w, atol=1e-6, rtol=0)
+
+
+def finite_differences(model, f, eps: float = 1e-5) -> tuple[torch.Tensor, torch.Tensor]:
+    """Central differences of ``f()`` in every bias and weight (float64)."""
+    out = []
+    for p in (model.bias, model.weight):
+        g = torch.zeros_like(p)
+        for k in range(p.numel()):
+            with torch.no_grad():
+                old = p[k].item()
+                p[k] = old + eps
+                up = f()
+                p[k] = old - eps
+                down = f()
+                p[k] = old
+            g[k] = (up - down) / (2 * eps)
+        out.append(g)
+    return out[0], out[1]
+
+
+# ------------------------------------------------------------------ sampling
+
+
+@settings(max_examples=6, deadline=None)
+@given(random_graphs(n_max=6), st.integers(0, 2**31 - 1))
+def test_exact_samples_follow_the_exact_distribution(G, seed) -> None:
+    model = compiled(G)
+    n = 20_000
+    # visible states against the brute-force visible marginal
+    states, logp = brute_force_visible(model)
+    draws = model.sample(n, seed=seed).numpy()
+    assert draws.shape == (n, model.n_visible)
+    index = {tuple(s): k for k, s in enumerate(states.tolist())}
+    counts = np.bincount([index[tuple(r)] for r in draws.tolist()], minlength=len(states))
+    ok, msg = chi2_ok(counts, np.exp(logp))
+    assert ok, msg
+    # joint states (hidden included) against the joint distribution
+    joint = model.sample(n, seed=seed + 1, return_hidden=True).numpy()
+    X = all_joint_states(model)
+    lw = joint_log_weights(model, X)
+    p = np.exp(lw - np.logaddexp.reduce(lw))
+    codes = np.stack([np.round(X[:, i] / d.step) if d.name != "spin" else X[:, i]
+                      for i, d in enumerate(model.spec.domains)], axis=1)
+    jindex = {tuple(s): k for k, s in enumerate(codes.tolist())}
+    jcounts = np.bincount([jindex[tuple(r)] for r in joint.tolist()], minlength=len(X))
+    ok, msg = chi2_ok(jcounts, p)
+    assert ok, msg
+
+
+def test_sampling_is_seeded_and_marginals_within_standard_errors() -> None:
+    model = compiled(random_graph(np.random.default_rng(3), n_min=6, n_max=6,
+                                  domains=("binary", "spin")))
+    a = model.sample(5000, seed=11)
+    b = model.sample(5000, seed=11)
+    assert torch.equal(a, b)
+    assert not torch.equal(a, model.sample(5000, seed=12))
+    marg = model.marginals()
+    for c, node in enumerate(model.visible_nodes):
+        p1 = marg[node][1]
+        d = model.spec.domains[model.visible_index[c]]
+        freq = float(((a[:, c] - d.codes()[0]) / (d.codes()[1] - d.codes()[0])).mean())
+        se = math.sqrt(p1 * (1 - p1) / 5000)
+        assert abs(freq - p1) < 5 * se + 1e-12
+
+
+def test_sample_rejects_bad_arguments() -> None:
+    model = compiled(pb.graphs.rbm(3, 2))
+    for bad in (0, -1, 2.5, True):
+        with pytest.raises(pb.DataError):
+            model.sample(bad)
+    with pytest.raises(pb.DataError, match="unknown sampling method"):
+        model.sample(3, method="magic")
+
+
+# ------------------------------------------------------------------ special structures
+
+
+@pytest.mark.parametrize("domain", ["binary", "spin"])
+def test_rbm_sums_out_larger_layer(domain: str) -> None:
+    G = pb.graphs.rbm(7, 3, domain=domain)
+    model = compiled(G, seed=1, init_scale=1.0)
+    assert sorted(model.plan.enumerated) == ["h0", "h1", "h2"]
+    log_z, mean, second = brute_force(model)
+    assert float(model.log_partition().detach()) == pytest.approx(log_z, abs=1e-10)
+    m, s = model.moments()
+    torch.testing.assert_close(s, second, atol=1e-10, rtol=0)
+    torch.testing.assert_close(m, mean, atol=1e-10, rtol=0)
+
+
+def test_large_couplings_rescale_and_refresh_paths() -> None:
+    """Many states (> the 65,536-step refresh) and log-weights spanning > 50 nats."""
+    rng = np.random.default_rng(0)
+    G = pb.graphs.fully_connected(18, domain="spin")
+    model = compiled(G)
+    with torch.no_grad():
+        model.weight.copy_(torch.as_tensor(rng.normal(0, 3.0, model.weight.shape)))
+        model.bias.copy_(torch.as_tensor(rng.normal(0, 5.0, 18)))
+    assert len(model.plan.enumerated) == 17  # 131,072 states > one refresh period
+    log_z, mean, second = brute_force(model)
+    assert float(model.log_partition().detach()) == pytest.approx(log_z, rel=1e-12)
+    m, s = model.moments()
+    torch.testing.assert_close(m, mean, atol=1e-9, rtol=0)
+    torch.testing.assert_close(s, second, atol=1e-9, rtol=0)
+
+
+def test_multinary_enumerated_mixed_radix_walk() -> None:
+    """A fully connected multinary machine: the reflected mixed-radix Gray walk."""
+    rng = np.random.default_rng(5)
+    G = nx.complete_graph(6)
+    for i in G.nodes:
+        G.nodes[i].update(role="visible", domain="multinary", levels=3 + i % 3,
+                          bias=float(rng.normal()))
+    for u, v in G.edges:
+        G.edges[u, v]["weight"] = float(rng.normal())
+    model = compiled(G)
+    log_z, mean, second = brute_force(model)
+    assert float(model.log_partition().detach()) == pytest.approx(log_z, abs=1e-10)
+    m, s = model.moments()
+    torch.testing.assert_close(s, second, atol=1e-10, rtol=0)
+
+
+def test_no_edges_everything_summed_out() -> None:
+    G = nx.Graph()
+    G.add_node("a", role="visible", domain="spin", bias=0.3)
+    G.add_node("b", role="hidden", domain="multinary", levels=4, bias=-1.2)
+    G.add_node("c", role="visible", bias=2.0)
+    model = compiled(G)
+    assert model.plan.enumerated == []
+    log_z, mean, second = brute_force(model)
+    assert float(model.log_partition().detach()) == pytest.approx(log_z, abs=1e-12)
+    m, s = model.moments()
+    torch.testing.assert_close(m, mean, atol=1e-12, rtol=0)
+    torch.testing.assert_close(s, second, atol=1e-12, rtol=0)
+    states, logp = brute_force_visible(model)
+    with torch.no_grad():
+        np.testing.assert_allclose(model.log_prob(states).numpy(), logp, atol=1e-12)
+    draws = model.sample(4000, seed=0, return_hidden=True)
+    assert set(draws[:, 1].tolist()) <= {0.0, 1.0, 2.0, 3.0}
+
+
+def test_hidden_vertex_cover_enumerated_in_free_energy() -> None:
+    """Hidden units coupled to each other: log P(v) enumerates a hidden vertex cover."""
+    G = pb.graphs.dbm([3, 3, 2])
+    for u, v in [("h1_0", "h1_1"), ("h2_0", "h2_1")]:
+        G.add_edge(u, v)  # hidden-hidden edges
+    model = compiled(G, seed=4, init_scale=1.0)
+    assert model.plan.hidden_enumerated
+    states, logp = brute_force_visible(model)
+    with torch.no_grad():
+        np.testing.assert_allclose(model.log_prob(states).numpy(), logp, atol=1e-10)
+
+
+def test_forced_gibbs_engine_still_exact_oracle() -> None:
+    G = random_graph(np.random.default_rng(7), n_min=6, n_max=6)
+    model = compiled(G, engine="chromatic-gibbs")
+    assert model.plan.engine == "chromatic-gibbs"
+    log_z, mean, _ = brute_force(model)
+    assert float(model.log_partition().detach()) == pytest.approx(log_z, abs=1e-10)
+    torch.testing.assert_close(model.moments()[0], mean, atol=1e-10, rtol=0)
+
+
+def test_float32_model_agrees_with_float64() -> None:
+    G = random_graph(np.random.default_rng(8), n_min=7, n_max=7)
+    m32 = pb.compile(G, dtype=torch.float32)
+    m64 = compiled(G)
+    z32 = m32.log_partition()
+    assert z32.dtype == torch.float32
+    assert float(z32) == pytest.approx(float(m64.log_partition().detach()), abs=1e-5)
+    states, _ = brute_force_visible(m64)
+    with torch.no_grad():
+        np.testing.assert_allclose(m32.log_prob(states).double().numpy(),
+                                   m64.log_prob(states).numpy(), atol=1e-4)
+
+
+def test_kernel_functions_directly() -> None:
+    """The ExactProblem API: log Z, moments and enumerated draws."""
+    model = compiled(random_graph(np.random.default_rng(9), n_min=5, n_max=5,
+                                  domains=("spin",), p_edge=1.0, hidden=False))
+    prob = model._exact_problem()
+    log_z, mean, second = brute_force(model)
+    assert ex.exact_log_partition(prob) == pytest.approx(log_z, abs=1e-12)
+    mom = ex.exact_moments(prob, model.n_nodes, all_pairs=True)
+    off = ~np.eye(model.n_nodes, dtype=bool)
+    np.testing.assert_allclose(mom.second[off], second.numpy()[off], atol=1e-12)
+    draws = ex.exact_sample_enumerated(prob, log_z, 50, torch.Generator().manual_seed(0))
+    assert draws.shape == (50, len(prob.enum))
+    assert set(np.unique(draws)) <= {-1.0, 1.0}
+
+
+def test_brute_force_helper_itself() -> None:
+    """The oracle: two independent spins with biases b have log Z = sum log 2cosh b."""
+    G = nx.Graph()
+    for name, b in (("x", 0.3), ("y", -0.7)):
+        G.add_node(name, role="visible", domain="spin", bias=b)
+    model = compiled(G)
+    log_z, mean, second = brute_force(model)
+    assert log_z == pytest.approx(math.log(2 * math.cosh(0.3)) + math.log(2 * math.cosh(0.7)))
+    np.testing.assert_allclose(mean.numpy(), np.tanh([0.3, -0.7]))
+    assert float(second[0, 1]) == pytest.approx(math.tanh(0.3) * math.tanh(-0.7))
+    assert [tuple(s) for s in all_joint_states(model)] == list(
+        itertools.product([-1.0, 1.0], repeat=2))
