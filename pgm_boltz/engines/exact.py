@@ -370,8 +370,8 @@ _POOL: list = []  # [executor, workers, pid]: a lazily created pool shared by al
 
 def _run_chunks(kernel, n_chunks: int, args: tuple) -> None:
     """Run ``kernel(c0, c1, *args)`` over ``range(n_chunks)``, split into contiguous
-    ranges across ``numba.get_num_threads()`` threads (the kernels release the GIL)."""
-    threads = max(1, min(nb.get_num_threads(), n_chunks))
+    ranges across ``numba.config.NUMBA_NUM_THREADS`` threads (the kernels release the GIL)."""
+    threads = max(1, min(nb.config.NUMBA_NUM_THREADS, n_chunks))
     if threads == 1:
         kernel(0, n_chunks, *args)
         return

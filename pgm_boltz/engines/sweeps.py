@@ -249,7 +249,7 @@ def _dense_nm_parallel(x, order, J, bias, lo, step, K, g, n_chunks):
 def _chunks(B: int, g: np.ndarray) -> int:
     """Chain chunks for threads. The kernel costs a few ns per update against ~10-20 for
     drawing the noise (serial in torch), so threads pay off only for many chains."""
-    threads = nb.get_num_threads()
+    threads = nb.config.NUMBA_NUM_THREADS  # get_num_threads() would reset torch's
     if threads < 2 or B < 256 or g.size < (1 << 18):
         return 1
     return min(threads, B // 16)
