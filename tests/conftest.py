@@ -14,6 +14,7 @@ from typing import Any
 
 import networkx as nx
 import numpy as np
+import pytest
 import torch
 from hypothesis import strategies as st
 
@@ -154,3 +155,15 @@ def random_graph(
 def random_graphs(draw: Callable, **kwargs: Any) -> nx.Graph:
     """Hypothesis strategy wrapping :func:`random_graph` (same keyword arguments)."""
     return random_graph(draw, **kwargs)
+
+
+@pytest.fixture
+def one_torch_thread():
+    """Tiny models: one torch thread avoids thread hand-off costs on shared cores.
+
+    Modules opt in with ``pytestmark = pytest.mark.usefixtures("one_torch_thread")``.
+    """
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

@@ -18,13 +18,7 @@ from pgm_boltz.engines.gibbs import DEFAULT_STEPS, BlockSampler
 Z_TOL = 5.0
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models: one torch thread avoids thread hand-off costs on a shared CPU."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _randomise(model, scale: float, seed: int) -> None:

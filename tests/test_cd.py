@@ -10,14 +10,7 @@ import pgm_boltz as pb
 from pgm_boltz.training import exact_nll
 from pgm_boltz.training_gibbs import CDObjective, PCDObjective, reconstruction_error
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models: one torch thread avoids thread hand-off costs on a shared CPU."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _teacher_data(n_visible: int, n_prototypes: int, n: int, seed: int) -> np.ndarray:

@@ -11,13 +11,7 @@ from conftest import all_joint_states, joint_log_weights, random_graph
 import pgm_boltz as pb
 from pgm_boltz.engines.gibbs import BlockSampler
 
-
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def to_codes(model, X: np.ndarray) -> np.ndarray:

@@ -26,14 +26,7 @@ from pgm_boltz.domains import (
 )
 from pgm_boltz.engines import gibbs
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """These models are tiny: one torch thread avoids oversubscribing shared cores."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 # ----------------------------------------------------------------------------------------

@@ -16,12 +16,7 @@ Z_TOL = 5.0
 FLOOR = 2e-3
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def moments_z(model, sampler: BlockSampler, chains: int = 1000, burn: int = 60,
