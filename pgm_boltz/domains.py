@@ -342,16 +342,25 @@ class DomainVector:
         return torch.where(is_spin, values, torch.round(values / step))
 
     def invalid_codes(self, codes: np.ndarray) -> np.ndarray:
-        """Boolean mask (same shape as ``codes``, last axis = units) of codes outside the domain."""
-        bad = ~np.isfinite(codes)
-        for i, d in enumerate(self.domains):
-            col = codes[..., i]
-            if d.name == "spin":
-                ok = (col == -1) | (col == 1)
-            else:
-                ok = (col >= 0) & (col <= d.levels - 1) & (np.floor(col) == col)
-            bad[..., i] |= ~ok
-        return bad
+        """Boolean mask (same shape as ``codes``, last axis = units) of codes outside the
+        domain: spins not in {-1, +1}, other codes not an integer in ``0..K-1`` (NaN and
+        infinities included). One vectorised pass over all columns.
+
+        >>> from pgm_boltz.domains import DomainVector, BINARY, SPIN
+        >>> DomainVector([BINARY, SPIN]).invalid_codes(np.array([[1.0, 0.0]])).tolist()
+        [[False, True]]
+        """
+        codes = np.asarray(codes, dtype=np.float64)
+        if self.uniform and self.domains and self.domains[0].levels == 2:
+            lo = -1.0 if self.domains[0].name == "spin" else 0.0
+            return (codes != lo) & (codes != 1.0)
+        is_spin = np.array([d.name == "spin" for d in self.domains], dtype=bool)
+        top = np.array([d.levels - 1.0 for d in self.domains])
+        with np.errstate(invalid="ignore"):
+            ok_code = (codes >= 0) & (codes <= top) & (np.floor(codes) == codes)
+            if not is_spin.any():
+                return ~ok_code
+            return ~np.where(is_spin, np.abs(codes) == 1, ok_code)
 
     def kinds_array(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(lo, step, levels) as float64 numpy arrays, for numba kernels."""

@@ -20,7 +20,10 @@ a stochastic *lower* bound (Jensen: ``E[log mean w] <= log E[w]``). On bipartite
 (RBMs, DBMs, square lattices) one colour class is summed out in closed form, so the
 chains carry only the other class (for an RBM, the visible layer) and the weights use
 free energies: ``log f_β(v) = (1-β) b0·v + β b·v + sum_j A_j((1-β) c0_j + β(c_j + (vW)_j))``.
-Other graphs carry the full state and anneal with the plan's own colour classes.
+Other graphs carry the full state and anneal with the plan's own colour classes. On CPU,
+collapsed two-class models with two-level units (binary or spin) and a small summed-out
+class run the whole walk in a numba kernel (:mod:`pgm_boltz.engines.ais_kernels`,
+``backend="auto"``); everything else steps all chains at once with torch.
 
 **Reverse AIS** runs the same walk from β = 1 down to 0, starting from states of the
 target: the data, moved by a few Gibbs sweeps at β = 1 (or exact draws when the plan is
@@ -37,6 +40,7 @@ sample sizes and split R-hat through ``pyro.ops.stats``.
 from __future__ import annotations
 
 import math
+import weakref
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -71,6 +75,17 @@ DEFAULT_N_CHAINS = 100
 DEFAULT_INIT_STEPS = 10
 
 _METHODS = ("ais", "reverse-ais")
+#: annealing backends: "numba" runs the whole walk of a collapsed two-level bipartite model
+#: (an RBM with binary or spin units) in one compiled kernel on CPU; "torch" steps all
+#: chains with tensor operations (any plan, CPU or CUDA)
+BACKENDS = ("auto", "torch", "numba")
+# "auto" takes the kernel up to this many summed-out units (an RBM's hidden layer): past
+# it the kernel's per-chain field updates lose to torch's batched matrix products
+# (measured on 784-visible RBMs: 6 vs 10 ms per 100 betas × 100 chains at 12 hidden units,
+# even at 32, 16 vs 10 at 64)
+_KERNEL_MAX_SUMMED = 32
+# unit updates (chains × units × steps) per kernel call between progress-bar updates
+_KERNEL_CHUNK = 1 << 27
 # the schedule of Salakhutdinov & Murray (2008): intervals per segment of [0, 1]
 _SEGMENTS = ((0.0, 0.5, 500), (0.5, 0.9, 4000), (0.9, 1.0, 10000))
 _CHUNK_ELEMENTS = 1 << 22
@@ -177,6 +192,30 @@ class _Pair:
     w: torch.Tensor | None = None
 
 
+# per model: (plan, DomainVector of each colour class), reused while the plan is the same
+_BLOCK_DOMAINS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _block_domains(model) -> list[DomainVector]:
+    hit = _BLOCK_DOMAINS.get(model)
+    if hit is None or hit[0] is not model.plan:
+        hit = (model.plan, [DomainVector([model.spec.domains[i] for i in ix])
+                            for ix in model.plan.block_index])
+        _BLOCK_DOMAINS[model] = hit
+    return hit[1]
+
+
+_KINDS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _kinds(dv: DomainVector) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``dv.kinds_array()`` (lo, step, levels), computed once per DomainVector."""
+    hit = _KINDS.get(dv)
+    if hit is None:
+        hit = _KINDS[dv] = dv.kinds_array()
+    return hit
+
+
 class _Annealer:
     """Intermediate models ``p_β`` of one model and its base, with their block structure.
 
@@ -185,15 +224,15 @@ class _Annealer:
     only ``xs[self.keep_block]`` is carried.
     """
 
-    def __init__(self, model, base_bias: torch.Tensor, collapse: bool) -> None:
+    def __init__(self, model, base_bias: torch.Tensor, collapse: bool,
+                 backend: str = "auto") -> None:
         self.model = model
         dev, dt = model.device, model.dtype
         with torch.no_grad():
             b = model.bias.detach().to(dev, dt)
             b0 = base_bias.detach().to(dev, dt)
             self.index = [torch.as_tensor(ix, device=dev) for ix in model.plan.block_index]
-            self.dvs = [DomainVector([model.spec.domains[i] for i in ix])
-                        for ix in model.plan.block_index]
+            self.dvs = _block_domains(model)
             self.b = [b[ix] for ix in self.index]
             self.b0 = [b0[ix] for ix in self.index]
             self.db = [bb - bb0 for bb, bb0 in zip(self.b, self.b0)]
@@ -202,14 +241,41 @@ class _Annealer:
         self.collapse = bool(collapse) and nb == 2
         self.W_as: torch.Tensor | None = None
         if self.collapse:
-            vis = set(int(i) for i in model.visible_index)
-            counts = [sum(int(i) in vis for i in ix.tolist()) for ix in self.index]
+            counts = [int(np.isin(ix, model.visible_index).sum())
+                      for ix in model.plan.block_index]
             self.keep_block = 0 if counts[0] >= counts[1] else 1
             self.sum_block = 1 - self.keep_block
             dense = [pr for pr in self.pairs if pr.W is not None]
             if len(dense) == 1 and len(self.pairs) == 1:  # W oriented keep -> summed class
                 pr = dense[0]
                 self.W_as = pr.W if pr.p == self.keep_block else pr.W.t()
+        self.kernel = self._kernel_problem(backend)
+
+    def _kernel_problem(self, backend: str):
+        """The numba kernel's arrays when ``backend`` selects it (None: torch steps)."""
+        if backend == "torch":
+            return None
+        ok = (self.collapse and self.W_as is not None and self.model.device.type == "cpu"
+              and all(dv.max_levels == 2 for dv in self.dvs))
+        if backend == "numba" and not ok:
+            raise DataError(
+                "backend='numba' anneals collapsed bipartite models with two-level units "
+                "(binary or spin) and dense couplings on CPU; this model "
+                f"(plan {self.model.plan.engine}, storage {self.model.plan.storage}, "
+                f"device {self.model.device}, collapse={self.collapse}) needs "
+                "backend='torch' (or 'auto')")
+        if not ok or (backend == "auto"
+                      and len(self.index[self.sum_block]) > _KERNEL_MAX_SUMMED):
+            return None
+        from .engines.ais_kernels import TwoLevelProblem
+
+        a, s = self.keep_block, self.sum_block
+        lo_a, step_a, _ = _kinds(self.dvs[a])
+        lo_s, step_s, _ = _kinds(self.dvs[s])
+        np64 = lambda v: v.detach().to("cpu", torch.float64).numpy()
+        return TwoLevelProblem(np64(self.W_as), np64(self.b[a]), np64(self.b0[a]),
+                               np64(self.b[s]), np64(self.b0[s]), lo_a, step_a, lo_s,
+                               step_s)
 
     def _pairs(self) -> list[_Pair]:
         m = self.model
@@ -337,6 +403,8 @@ class _Annealer:
     def anneal(self, xs: list[torch.Tensor | None], betas: list[float], gen: torch.Generator,
                progress: bool, desc: str) -> torch.Tensor:
         """Accumulate the log importance weights (float64) along ``betas``."""
+        if self.kernel is not None:
+            return self._anneal_kernel(xs, betas, gen, progress, desc)
         n = next(x for x in xs if x is not None).shape[0]
         lw = torch.zeros(n, dtype=torch.float64, device=self.model.device)
         K = len(betas)
@@ -356,6 +424,64 @@ class _Annealer:
             if bar is not None:
                 bar.close()
         return lw
+
+
+    def _anneal_kernel(self, xs: list[torch.Tensor | None], betas: list[float],
+                       gen: torch.Generator, progress: bool, desc: str) -> torch.Tensor:
+        """:meth:`anneal` by :func:`pgm_boltz.engines.ais_kernels.anneal_two_level`: the
+        carried class as levels (uint8), one random stream per chain seeded from ``gen``."""
+        from .engines import ais_kernels
+
+        a = self.keep_block
+        prob = self.kernel
+        if not prob.finite:  # as the torch steps would: non-finite weights, then an error
+            n = next(x for x in xs if x is not None).shape[0]
+            return torch.full((n,), math.nan, dtype=torch.float64)
+        lo, step, _ = _kinds(self.dvs[a])
+        x = xs[a].detach().to("cpu", torch.float64).numpy()
+        t = np.ascontiguousarray(np.rint((x - lo) / step), dtype=np.uint8)
+        C = t.shape[0]
+        seeds = torch.randint(0, 2**62, (C, 2), generator=gen, device=gen.device)
+        rng = ais_kernels.seed_streams(seeds.cpu().numpy())
+        lw = np.zeros(C, dtype=np.float64)
+        beta_arr = np.ascontiguousarray(betas, dtype=np.float64)
+        K = len(beta_arr)
+        per_step = C * prob.n_a * (prob.n_s + 4)  # ~ unit updates per step, all chains
+        # threads (torch's count) over disjoint ranges of chains, when each thread's
+        # share is well above the cost of starting it
+        n_thr = max(1, min(torch.get_num_threads(), C, (per_step * (K - 1)) >> 22))
+        bounds = np.linspace(0, C, n_thr + 1).round().astype(int)
+        # stretches of the schedule between progress updates
+        chunk = max(1, _KERNEL_CHUNK // per_step) if progress else K
+        bar = None
+        if progress:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=K - 1, desc=desc, leave=False, mininterval=0.5)
+        pool = None
+        if n_thr > 1:
+            from concurrent.futures import ThreadPoolExecutor
+
+            pool = ThreadPoolExecutor(n_thr)
+        try:
+            for k0 in range(1, K, chunk):
+                k1 = min(K, k0 + chunk)
+                if pool is None:
+                    ais_kernels.anneal_two_level(prob, t, lw, rng, beta_arr, k0, k1)
+                else:
+                    jobs = [pool.submit(ais_kernels.anneal_two_level, prob, t[c0:c1],
+                                        lw[c0:c1], rng[c0:c1], beta_arr, k0, k1)
+                            for c0, c1 in zip(bounds[:-1], bounds[1:])]
+                    for job in jobs:
+                        job.result()
+                if bar is not None:
+                    bar.update(k1 - k0)
+        finally:
+            if pool is not None:
+                pool.shutdown()
+            if bar is not None:
+                bar.close()
+        return torch.from_numpy(lw).to(self.model.device)
 
 
 def _is_binary(dv: DomainVector) -> bool:
@@ -390,13 +516,16 @@ def _log_mean_exp(lw: torch.Tensor) -> tuple[float, float]:
 
 def _base_bias(model, data_values: torch.Tensor | None) -> torch.Tensor:
     """The base model's biases: data-fitted visible biases (else ``model.visible_init``,
-    else the model's own visible biases), hidden 0."""
+    else the model's own visible biases), hidden 0.
+
+    Data-fitted: the independent model with the data's means, ``E[s_i | b0_i] = m_i``
+    (:func:`pgm_boltz.training.data_bias`)."""
     from .training import data_bias
 
     b0 = torch.zeros(model.n_nodes, dtype=model.dtype, device=model.device)
     vi = torch.as_tensor(model.visible_index, device=model.device)
     if data_values is not None:
-        vb = data_bias(model.visible_domains, data_values.double().mean(0).cpu())
+        vb = data_bias(model.visible_domains, data_values.mean(0).double().cpu())
         b0[vi] = vb.to(model.device, model.dtype)
     elif getattr(model, "visible_init", None) is not None:
         b0[vi] = model.visible_init.detach().to(model.device, model.dtype)
@@ -439,8 +568,8 @@ def _target_states(model, n: int, data_values: torch.Tensor | None, start: str,
 def log_partition(model, method: str = "ais", *, n_chains: int | None = None,
                   n_betas: int | None = None, betas: Any = None, data: Any = None,
                   seed: int | None = None, progress: bool = True, start: str = "data",
-                  init_steps: int = DEFAULT_INIT_STEPS, collapse: bool = True
-                  ) -> LogPartition:
+                  init_steps: int = DEFAULT_INIT_STEPS, collapse: bool = True,
+                  backend: str = "auto") -> LogPartition:
     """Estimate ``log Z`` by annealed importance sampling (``"ais"``) or reverse AIS.
 
     Usually called as ``model.log_partition(method="ais", ...)``. The intermediate
@@ -463,6 +592,16 @@ def log_partition(model, method: str = "ais", *, n_chains: int | None = None,
         or ``betas``: an explicit non-decreasing schedule from 0 to 1.
     seed: seeds the chains (reproducible on CPU).
     progress: show a tqdm bar.
+    backend: ``"auto"`` (default), ``"numba"`` or ``"torch"``. The numba kernel
+        (:mod:`pgm_boltz.engines.ais_kernels`) runs the whole walk of a collapsed
+        bipartite model with two-level units (binary or spin) and dense couplings on
+        CPU, chain by chain in compiled code (threads over chains, float64 throughout);
+        ``"auto"`` takes it when at most 32 units are summed out (an RBM's hidden
+        layer), where it beats stepping tensors (per step and thread: ~6× on a 64×16
+        RBM, ~1.3× on a 784×12 one; more with threads, which it spreads over chains),
+        and torch otherwise (larger hidden layers, where batched matrix products win;
+        CUDA; other graphs and domains). Both are exact AIS; seeded runs reproduce on
+        CPU, each backend its own numbers.
 
     Returns
     -------
@@ -489,12 +628,14 @@ def log_partition(model, method: str = "ais", *, n_chains: int | None = None,
     init_steps = _check_int("init_steps", init_steps, 0)
     if start not in ("data", "exact"):
         raise DataError(f"start must be 'data' or 'exact', got {start!r}")
+    if backend not in BACKENDS:
+        raise DataError(f"unknown backend {backend!r}; use one of {BACKENDS}")
     data_values = None if data is None else model.encode_data(data, "data")
     if method == "reverse-ais" and start == "data" and data_values is None:
         raise DataError("reverse AIS starts from the data: pass data=..., or "
                         "start='exact' on an exact-feasible model")
     gen = _generator(model.device, seed)
-    ann = _Annealer(model, _base_bias(model, data_values), collapse)
+    ann = _Annealer(model, _base_bias(model, data_values), collapse, backend)
     log_z0 = ann.log_z0()
     if method == "ais":
         xs = ann.base_sample(n_chains, gen)
@@ -511,8 +652,8 @@ def log_partition(model, method: str = "ais", *, n_chains: int | None = None,
 def log_partition_bracket(model, data: Any, *, n_chains: int | None = None,
                           n_betas: int | None = None, betas: Any = None,
                           seed: int | None = None, progress: bool = True,
-                          init_steps: int = DEFAULT_INIT_STEPS, collapse: bool = True
-                          ) -> Bracket:
+                          init_steps: int = DEFAULT_INIT_STEPS, collapse: bool = True,
+                          backend: str = "auto") -> Bracket:
     """AIS and reverse AIS on the same schedule and base model: ``(lower, upper)``.
 
     Both share the base model fitted to ``data``; reverse AIS starts from ``data``. The
@@ -529,7 +670,7 @@ def log_partition_bracket(model, data: Any, *, n_chains: int | None = None,
     """
     seed = _check_seed(seed)
     kw = dict(n_chains=n_chains, n_betas=n_betas, betas=betas, data=data,
-              progress=progress, collapse=collapse)
+              progress=progress, collapse=collapse, backend=backend)
     lower = log_partition(model, "ais", seed=seed, **kw)
     upper = log_partition(model, "reverse-ais", seed=None if seed is None else seed + 1,
                           init_steps=init_steps, **kw)

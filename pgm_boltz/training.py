@@ -34,9 +34,10 @@ def data_bias(domains: DomainVector, mean_values: torch.Tensor, clip: float = 1e
               ) -> torch.Tensor:
     """Biases whose independent-unit model has the given means: ``E[s_i | b_i] = m_i``.
 
-    For binary units this is the log-odds ``log(m/(1-m))``, for spins ``atanh(m)``; for
-    multinary units it is found by bisection on the (monotone) conditional mean. Means
-    are clipped ``clip`` away from the domain's ends so biases stay finite.
+    For two-level units (binary, spin, or any ``{lo, lo + step}``) this is the closed form
+    ``logit((m - lo) / step) / step`` (the log-odds for binary units, ``atanh(m)`` for
+    spins); for multinary units it is found by bisection on the (monotone) conditional
+    mean. Means are clipped ``clip`` away from the domain's ends so biases stay finite.
 
     >>> import torch
     >>> from pgm_boltz.domains import DomainVector, BINARY
@@ -44,19 +45,27 @@ def data_bias(domains: DomainVector, mean_values: torch.Tensor, clip: float = 1e
     >>> abs(float(b[0])) < 1e-6
     True
     """
-    lo_t = torch.as_tensor([d.lo for d in domains.domains], dtype=mean_values.dtype)
-    hi_t = torch.as_tensor([d.lo + d.step * (d.levels - 1) for d in domains.domains],
-                           dtype=mean_values.dtype)
-    span = hi_t - lo_t
-    m = torch.minimum(torch.maximum(mean_values.cpu(), lo_t + clip * span), hi_t - clip * span)
-    a = torch.full_like(m, -60.0)
-    b = torch.full_like(m, 60.0)
-    for _ in range(80):  # bisection: the mean is increasing in the field
-        mid = (a + b) / 2
-        below = domains.mean(mid.unsqueeze(0))[0] < m
-        a = torch.where(below, mid, a)
-        b = torch.where(below, b, mid)
-    return ((a + b) / 2).to(mean_values.device)
+    dt = mean_values.dtype
+    lo_t = torch.as_tensor([d.lo for d in domains.domains], dtype=dt)
+    step_t = torch.as_tensor([d.step for d in domains.domains], dtype=dt)
+    K = torch.as_tensor([d.levels for d in domains.domains])
+    span = step_t * (K - 1).to(dt)
+    m = torch.minimum(torch.maximum(mean_values.cpu(), lo_t + clip * span),
+                      lo_t + (1.0 - clip) * span)
+    out = torch.logit((m - lo_t) / span) / step_t  # exact where K == 2
+    multi = torch.nonzero(K > 2).flatten()
+    if len(multi):
+        sub = DomainVector([domains.domains[i] for i in multi.tolist()])
+        mm = m[multi]
+        a = torch.full_like(mm, -60.0)
+        b = torch.full_like(mm, 60.0)
+        for _ in range(80):  # bisection: the mean is increasing in the field
+            mid = (a + b) / 2
+            below = sub.mean(mid.unsqueeze(0))[0] < mm
+            a = torch.where(below, mid, a)
+            b = torch.where(below, b, mid)
+        out[multi] = (a + b) / 2
+    return out.to(mean_values.device)
 
 
 def make_optimizer(params: list[torch.nn.Parameter], optimizer: Any, lr: float,
@@ -190,6 +199,11 @@ def fit(model, data: Any, method: str = "auto", epochs: int = 100, lr: float = 0
     _check_number("lr", lr, strict=True)
     _check_number("momentum", momentum)
     _check_number("weight_decay", weight_decay)
+    big = torch.finfo(model.dtype).max
+    for name, value in (("lr", lr), ("momentum", momentum), ("weight_decay", weight_decay)):
+        if float(value) > big:
+            raise DataError(f"{name}={value!r} overflows the model's {model.dtype} "
+                            f"(largest {big:.3g}); use a smaller {name}")
     if init_bias not in ("data", "keep"):
         raise DataError(f"init_bias must be 'data' or 'keep', got {init_bias!r}")
     train = model.encode_data(data, "data")

@@ -173,3 +173,44 @@ def test_numba_kernel_closed_forms_match_direct_sums(K: int) -> None:
     assert np.isfinite(got_g).all() and np.isfinite(got_m).all()
     np.testing.assert_allclose(got_g, lse.numpy(), rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(got_m, mean.numpy(), rtol=1e-9, atol=1e-9)
+
+
+def test_invalid_codes_marks_exactly_the_out_of_domain_entries() -> None:
+    """The vectorised check against a plain per-entry reference, mixed domains, with
+    NaN, infinities, fractions and out-of-range levels."""
+    from pgm_boltz.domains import BINARY, SPIN, Domain, DomainVector, multinary
+
+    doms = [BINARY, SPIN, multinary(3), multinary(5), SPIN]
+    dv = DomainVector(doms)
+    rng = np.random.default_rng(0)
+    pool = np.array([-2, -1, 0, 0.5, 1, 2, 3, 4, 5, np.nan, np.inf, -np.inf])
+    codes = rng.choice(pool, size=(200, len(doms)))
+
+    def ok(x: float, d: Domain) -> bool:
+        if d.name == "spin":
+            return x in (-1.0, 1.0)
+        return bool(np.isfinite(x)) and 0 <= x <= d.levels - 1 and x == int(x)
+
+    expected = np.array([[not ok(x, d) for x, d in zip(row, doms)] for row in codes])
+    np.testing.assert_array_equal(dv.invalid_codes(codes), expected)
+    assert expected.any() and not expected.all()
+    np.testing.assert_array_equal(DomainVector([SPIN] * 3).invalid_codes(codes[:, :3]),
+                                  np.isin(codes[:, :3], [-1, 1], invert=True))
+
+
+def test_data_bias_inverts_the_conditional_mean() -> None:
+    """``data_bias`` (closed form for two-level units, bisection for multinary) gives
+    biases whose independent-unit means are the clipped data means."""
+    from pgm_boltz.domains import BINARY, SPIN, DomainVector, multinary
+    from pgm_boltz.training import data_bias
+
+    dv = DomainVector([BINARY, SPIN, multinary(4), BINARY, SPIN, multinary(9)])
+    lo = torch.tensor([0.0, -1.0, 0.0, 0.0, -1.0, 0.0], dtype=torch.float64)
+    hi = torch.ones(6, dtype=torch.float64)
+    for means in (torch.tensor([0.3, -0.2, 0.7, 0.999999, -1.0, 0.05], dtype=torch.float64),
+                  torch.tensor([0.5, 0.0, 0.5, 0.0, 1.0, 1.0], dtype=torch.float64)):
+        b = data_bias(dv, means)
+        assert torch.isfinite(b).all()
+        span = hi - lo
+        target = torch.minimum(torch.maximum(means, lo + 1e-3 * span), hi - 1e-3 * span)
+        torch.testing.assert_close(dv.mean(b.unsqueeze(0))[0], target, atol=1e-12, rtol=0)

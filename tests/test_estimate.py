@@ -61,13 +61,132 @@ def rbm20():
 # ---------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("collapse", [True, False])
-def test_ais_rbm_matches_exact(rbm20, collapse):
+@pytest.mark.parametrize("collapse, backend", [(True, "numba"), (True, "torch"),
+                                               (False, "torch")])
+def test_ais_rbm_matches_exact(rbm20, collapse, backend):
     exact = _exact(rbm20)
     est = rbm20.log_partition(method="ais", n_chains=100, n_betas=500, seed=0,
-                              progress=False, collapse=collapse)
+                              progress=False, collapse=collapse, backend=backend)
     assert isinstance(est, pb.LogPartition)
     _close(est, exact)
+
+
+def _mixed_two_level_rbm():
+    """An RBM whose visible units mix binary and spin, with spin hidden units: every
+    unit two-level, so the numba kernel's ``lo``/``step`` algebra is exercised."""
+    G = pb.graphs.rbm(12, 6, hidden_domain="spin")
+    for k in range(0, 12, 3):
+        G.nodes[f"v{k}"]["domain"] = "spin"
+    return _randomise(pb.compile(G, seed=0), 0.4, b_std=0.5, seed=12)
+
+
+@pytest.mark.parametrize("backend", ["numba", "torch"])
+def test_ais_two_level_domains_both_backends(backend):
+    """Both backends on binary/spin units against the exact log Z: forward AIS from the
+    data base and reverse AIS from exact draws (the schedule walked from 1 to 0). Few
+    betas on purpose: both estimators must still land within their own error bars."""
+    m = _mixed_two_level_rbm()
+    exact = _exact(m)
+    data = m.sample(500, seed=3)
+    fwd = m.log_partition(method="ais", data=data, n_chains=200, n_betas=100, seed=2,
+                          progress=False, backend=backend)
+    _close(fwd, exact)
+    rev = m.log_partition(method="reverse-ais", start="exact", n_chains=200, n_betas=100,
+                          seed=3, progress=False, backend=backend)
+    _close(rev, exact)
+
+
+def test_numba_and_torch_backends_agree_in_distribution(rbm20):
+    """Over seeds the two backends' estimates share one mean (they are the same
+    estimator drawn with different random streams): a bias in either one's weights or
+    moves would separate them. At 30 betas the Jensen bias (~0.1) is shared too."""
+    exact = _exact(rbm20)
+    vals = {b: np.array([rbm20.log_partition(method="ais", n_chains=50, n_betas=30, seed=s,
+                                             progress=False, backend=b).value
+                         for s in range(12)]) for b in ("numba", "torch")}
+    se = math.sqrt(sum(v.var(ddof=1) / len(v) for v in vals.values()))
+    assert abs(vals["numba"].mean() - vals["torch"].mean()) < 4 * se + 0.01, vals
+    for v in vals.values():
+        assert exact - 0.5 < v.mean() < exact + 0.05
+
+
+def test_numba_kernel_matches_exact_on_a_larger_visible_layer():
+    """784 × 8 RBM with the visible layer larger than the kernel's blocks of work and
+    weak couplings (exact log Z by summing out the visible layer)."""
+    m = _randomise(pb.compile(pb.graphs.rbm(300, 8), seed=0), 0.08, b_mean=-1.0, seed=13)
+    exact = _exact(m)
+    est = m.log_partition(method="ais", n_chains=100, n_betas=200, seed=0, progress=False,
+                          backend="numba")
+    _close(est, exact)
+
+
+def test_numba_is_reproducible_across_threads(rbm20):
+    """One random stream per chain: the same seed gives the same estimate whether the
+    chains run in one thread or are split over two."""
+    kw = dict(method="ais", n_chains=64, n_betas=2000, seed=5, progress=False,
+              backend="numba")
+    one = rbm20.log_partition(**kw)
+    torch.set_num_threads(2)
+    try:
+        two = rbm20.log_partition(**kw)
+    finally:
+        torch.set_num_threads(1)
+    assert one == two
+    other = rbm20.log_partition(**{**kw, "seed": 6})
+    assert other != one
+
+
+def test_numba_progress_chunks_continue_the_walk(rbm20, monkeypatch):
+    """With a progress bar the kernel runs the schedule in stretches; the chains' states
+    and streams carry over, so the estimate is the one-call estimate (up to rounding)."""
+    kw = dict(method="ais", n_chains=20, n_betas=300, seed=9, backend="numba")
+    whole = rbm20.log_partition(progress=False, **kw)
+    monkeypatch.setattr(estimate, "_KERNEL_CHUNK", 20 * 20 * 12 * 7)  # 7 steps a call
+    parts = rbm20.log_partition(progress=True, **kw)
+    assert parts.value == pytest.approx(whole.value, abs=1e-9)
+
+
+def test_backend_choice_and_errors(rbm20):
+    assert estimate._Annealer(rbm20, rbm20.bias, True).kernel is not None
+    assert estimate._Annealer(rbm20, rbm20.bias, True, "torch").kernel is None
+    big = pb.compile(pb.graphs.rbm(6, estimate._KERNEL_MAX_SUMMED + 1), seed=0)
+    assert estimate._Annealer(big, big.bias, True).kernel is None  # torch's products win
+    assert estimate._Annealer(big, big.bias, True, "numba").kernel is not None
+    multi = pb.compile(pb.graphs.rbm(4, 2, domain="multinary", levels=3), seed=0)
+    tri = pb.compile(pb.graphs.triangular_lattice(2, 3), engine="chromatic-gibbs", seed=0)
+    sparse = pb.compile(pb.graphs.lattice(2, 3), storage="sparse", seed=0)
+    for model, kw in [(multi, {}), (tri, {}), (sparse, {}), (rbm20, {"collapse": False})]:
+        with pytest.raises(pb.DataError, match="backend='numba'"):
+            model.log_partition(method="ais", n_betas=10, backend="numba", progress=False,
+                                **kw)
+    with pytest.raises(pb.DataError, match="unknown backend"):
+        rbm20.log_partition(method="ais", backend="jax", progress=False)
+
+
+@pytest.mark.parametrize("backend", ["numba", "torch"])
+def test_non_finite_parameters_are_reported(backend):
+    m = pb.compile(pb.graphs.rbm(4, 2), seed=0)
+    with torch.no_grad():
+        m.weight[0] = math.nan
+    with pytest.raises(pb.DataError, match="non-finite"):
+        m.log_partition(method="ais", n_betas=10, backend=backend, progress=False)
+
+
+@pytest.mark.parametrize("domain", ["binary", "spin"])
+def test_base_bias_is_the_data_fitted_independent_model(domain):
+    """The base model's visible biases reproduce the data's means (clipped away from the
+    domain's ends), hidden biases are 0."""
+    m = pb.compile(pb.graphs.rbm(4, 2, domain=domain), dtype=torch.float64, seed=0)
+    lo = -1.0 if domain == "spin" else 0.0
+    v = torch.tensor([[1, 1, 1, lo], [1, lo, 1, lo], [lo, lo, 1, lo], [1, lo, 1, lo]],
+                     dtype=torch.float64)
+    b0 = estimate._base_bias(m, v)
+    vi = torch.as_tensor(m.visible_index)
+    mean = m.visible_domains.mean(b0[vi].unsqueeze(0))[0]
+    span = 1.0 - lo
+    expected = v.mean(0).clamp(lo + 1e-3 * span, 1.0 - 1e-3 * span)
+    assert torch.allclose(mean, expected, atol=1e-12)
+    assert (b0[torch.as_tensor(m.hidden_index)] == 0).all()
 
 
 def test_ais_with_data_base(rbm20):

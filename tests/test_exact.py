@@ -77,14 +77,14 @@ def test_log_partition_and_moments_match_brute_force(G: nx.Graph) -> None:
 @settings(max_examples=20, deadline=None)
 @given(random_graphs(n_min=5, n_max=8), st.sampled_from([2, 3, 8, 64]))
 def test_parallel_chunked_walk_matches_brute_force(G: nx.Graph, min_chunk: int) -> None:
-    """Small chunks force the split walk (last enumerated nodes fixed per chunk, mixed
+    """Small tables force the chunked walk (last enumerated nodes fixed per chunk, mixed
     radix included) on small graphs; results must not depend on the split."""
     model = compiled(G)
     log_z, mean, second = brute_force(model)
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(ex, "_MIN_CHUNK_STATES", min_chunk)
+        mp.setattr(ex, "_TABLE_STATES", min_chunk)
         prob = model._exact_problem()
-        n_low, n_chunks = ex._split(prob, True)
+        n_low, n_chunks = ex._split(prob)
         assert n_chunks == int(np.prod(prob.KE[n_low:]))
         assert ex.exact_log_partition(prob) == pytest.approx(log_z, abs=1e-10)
         m, s = model.moments()
@@ -368,3 +368,93 @@ def test_brute_force_helper_itself() -> None:
     assert float(second[0, 1]) == pytest.approx(math.tanh(0.3) * math.tanh(-0.7))
     assert [tuple(s) for s in all_joint_states(model)] == list(
         itertools.product([-1.0, 1.0], repeat=2))
+
+
+# ------------------------------------------------------------------ table walk: all forms
+
+
+@settings(max_examples=15, deadline=None)
+@given(random_graphs(n_min=4, n_max=8, scale=150.0), st.sampled_from([2, 4, 1 << 10]))
+def test_huge_parameters_take_the_log_form_and_stay_exact(G: nx.Graph, table: int) -> None:
+    """Fields of hundreds of nats push the table walk off the product form (its factors
+    would leave e^±300) onto the log form; rescaled sums must still match brute force."""
+    model = compiled(G)
+    log_z, mean, second = brute_force(model)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(ex, "_TABLE_STATES", table)
+        assert float(model.log_partition().detach()) == pytest.approx(log_z, rel=1e-12,
+                                                                     abs=1e-9)
+        m, s = model.moments()
+    torch.testing.assert_close(m, mean, atol=1e-9, rtol=0)
+    torch.testing.assert_close(s, second, atol=1e-9, rtol=0)
+
+
+def _rbm_reference(W: np.ndarray, bv: np.ndarray, bh: np.ndarray,
+                   levels: int) -> tuple[float, np.ndarray, np.ndarray, np.ndarray]:
+    """log Z, <v>, <h>, <v h^T> of an RBM with binary hidden units and visible units of
+    ``levels`` levels k/(K-1), k < K, by enumerating the hidden layer in plain numpy."""
+    nh = len(bh)
+    H = np.array(list(itertools.product([0.0, 1.0], repeat=nh)))
+    F = H @ W.T + bv  # (2^nh, nv) visible fields
+    k = np.arange(levels) / (levels - 1)
+    lse = np.logaddexp.reduce(F[:, :, None] * k, axis=2)
+    mu = (np.exp(F[:, :, None] * k - lse[:, :, None]) * k).sum(2)
+    lw = H @ bh + lse.sum(1)
+    log_z = float(np.logaddexp.reduce(lw))
+    p = np.exp(lw - log_z)
+    return log_z, p @ mu, p @ H, (mu * p[:, None]).T @ H
+
+
+@pytest.mark.parametrize("levels", [2, 4])
+def test_many_summed_units_with_strong_fields_split_the_product(levels: int) -> None:
+    """600 summed-out visible units with fields of ~+6 nats: the product of their
+    normalisers (e^{~3600}) is taken in segments, each within e^300."""
+    rng = np.random.default_rng(3)
+    nv, nh = 600, 3
+    domain = "binary" if levels == 2 else "multinary"
+    model = compiled(pb.graphs.rbm(nv, nh, domain=domain, hidden_domain="binary", **(
+        {"levels": levels} if levels > 2 else {})))
+    W = rng.normal(0, 0.5, (nv, nh))
+    bv = rng.normal(6.0, 1.0, nv)
+    bh = rng.normal(0, 1.0, nh)
+    vi, hi = model.visible_index, model.hidden_index
+    with torch.no_grad():
+        b = np.zeros(model.n_nodes)
+        b[vi], b[hi] = bv, bh
+        model.bias.copy_(torch.as_tensor(b))
+        e = model._edges_np
+        J = np.zeros((model.n_nodes, model.n_nodes))
+        J[np.ix_(vi, hi)] = W
+        J = J + J.T
+        model.weight.copy_(torch.as_tensor(J[e[:, 0], e[:, 1]]))
+    log_z, mv, mh, vh = _rbm_reference(W, bv, bh, levels)
+    assert float(model.log_partition().detach()) == pytest.approx(log_z, rel=1e-13)
+    m, s = model.moments(all_pairs=False)
+    np.testing.assert_allclose(m.numpy()[vi], mv, atol=1e-10)
+    np.testing.assert_allclose(m.numpy()[hi], mh, atol=1e-10)
+    np.testing.assert_allclose(s.numpy()[np.ix_(vi, hi)], vh, atol=1e-10)
+
+
+@settings(max_examples=10, deadline=None)
+@given(random_graphs(n_min=6, n_max=8))
+def test_groups_and_threads_do_not_change_the_numbers(G: nx.Graph) -> None:
+    """Many chunks in few groups, walked by one thread or two: identical results (the
+    groups merge in order), equal to brute force."""
+    model = compiled(G)
+    log_z, mean, second = brute_force(model)
+    prob = model._exact_problem()
+    results = []
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(ex, "_TABLE_STATES", 2)
+        mp.setattr(ex, "_GROUPS", 3)
+        for threads in (1, 2):
+            mp.setattr(ex.nb.config, "NUMBA_NUM_THREADS", threads)
+            results.append(ex.exact_moments(prob, model.n_nodes, all_pairs=True))
+    a, b = results
+    assert a.log_z == b.log_z
+    np.testing.assert_array_equal(a.mean, b.mean)
+    np.testing.assert_array_equal(a.second, b.second)
+    assert a.log_z == pytest.approx(log_z, abs=1e-10)
+    np.testing.assert_allclose(a.mean, mean.numpy(), atol=1e-10)
+    off = ~np.eye(model.n_nodes, dtype=bool)  # the engine leaves <s_i^2> to the model
+    np.testing.assert_allclose(a.second[off], second.numpy()[off], atol=1e-10)

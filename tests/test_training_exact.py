@@ -158,6 +158,8 @@ def test_divergence_restores_last_finite_parameters() -> None:
     ({"lr": 0}, "lr"),
     ({"lr": float("nan")}, "lr"),
     ({"lr": "fast"}, "lr"),
+    ({"lr": 1e39}, "lr=1e\\+39 overflows the model's torch.float32"),
+    ({"weight_decay": 1e300}, "weight_decay"),
     ({"batch_size": 0}, "batch_size"),
     ({"momentum": -0.5}, "momentum"),
     ({"weight_decay": float("inf")}, "weight_decay"),

@@ -5,22 +5,26 @@ all their neighbours in E (S is an independent set). Then
 
     log Z = logsumexp_{x_E} [ -E_E(x_E) + sum_{i in S} A_i(b_i + sum_{j in E} W_ij s_j) ]
 
-with ``A_i`` the unit's log-normaliser (:mod:`pgm_boltz.domains`). The numba kernels
-walk the states of E in a reflected mixed-radix Gray code, so each step changes one
-node by one level and updates the fields incrementally in O(|E| + |S|).
+with ``A_i`` the unit's log-normaliser (:mod:`pgm_boltz.domains`).
 
-Moments (the gradient of log Z) come from the same walk at the same cost: a pair
-``s_j s_k`` is constant between changes of j or k, so its weight is a difference of the
-running cumulative weight ``C`` at two times, and ``C`` is monotone, so the start of the
-current segment is ``max(C_at_last_change[j], C_at_last_change[k])``. Summed-out nodes
-contribute their conditional means ``mu_i`` likewise through a running ``T_i = sum p mu_i``.
+log Z and the moments (its gradient) are computed in blocks. E is split into low nodes L
+(the first ones, at most ``_TABLE_STATES`` joint levels) and top nodes T. A table holds,
+for every joint level ``x`` of L, its values, ``x W_LL x / 2`` and its fields on S
+(``x W_LS``). Each chunk fixes T at one joint level (chunk order: mixed radix), which
+turns into biases on L and S; the chunk then weighs every table row at once,
 
-Large walks are split: the last enumerated nodes are fixed at each of their joint levels
-(one chunk per level combination, at least ``_MIN_CHUNK_STATES`` states each) and the
-chunks are walked in parallel (threads over GIL-free numba kernels). A chunk only updates
-the fields and pair segments of its own free nodes, and its results merge exactly: with
-``w_c = Z_c / Z``, ``<s_i s_j> = sum_c w_c <s_i s_j>_c``, where a fixed node's value is a
-constant in its chunk. The merge is in chunk order, so results do not depend on the thread count.
+    log p~(x, t) = const(t) + x.b_L(t) + x W_LL x / 2 + sum_{i in S} A_i(x W_LS + b_S(t))_i,
+
+in tight loops over the rows (one ``exp`` per row and summed node). Moments are sums
+of ``p`` times products, accumulated per chunk without re-walking: ``sum p x`` per table
+row gives the L-L block as ``X^T diag(P_L) X`` once at the end, ``X^T w`` per chunk gives
+the L-T block, and the summed nodes' conditional means ``mu_i`` give the S blocks.
+
+Chunks are split into at most ``_GROUPS`` contiguous groups with their own (rescaled)
+sums, walked in parallel (threads over GIL-free numba kernels) and merged in group
+order, so results do not depend on the thread count. Exact sampling walks E in a
+reflected mixed-radix Gray code instead, each step changing one node by one level and
+updating the fields incrementally in O(|E| + |S|).
 """
 
 from __future__ import annotations
@@ -40,10 +44,12 @@ __all__ = ["ExactProblem", "exact_log_partition", "exact_moments", "exact_sample
 
 _REFRESH_STEPS = 1 << 16  # recompute fields from scratch this often, against drift
 _RESCALE_AT = 50.0  # rescale accumulators when the log-weight exceeds the shift by this
-_MIN_CHUNK_STATES = 1 << 10  # a chunk walks at least this many states
+_TABLE_STATES = 1 << 10  # rows of the low-state table at most
+_TABLE_FLOATS = 1 << 18  # table rows x summed-out nodes at most (2 MiB per array)
+_GROUPS = 64  # chunk groups with their own sums (merged in order: thread-count free)
 # reassociation and contraction only (no finite-math assumptions): lets LLVM vectorise
 _FAST = {"nsz", "arcp", "contract", "reassoc"}
-_CHUNK_MEMORY = 1 << 23  # floats of per-chunk moment outputs at most (64 MiB)
+_GROUP_MEMORY = 1 << 24  # floats of per-group sums at most (128 MiB)
 
 
 @nb.njit(cache=True, inline="always")
@@ -164,127 +170,6 @@ def _summed_mu(fS, loS, stepS, KS, mu, binS):
     return tot
 
 
-@nb.njit(cache=True, fastmath=_FAST)
-def _logz_kernel(loE, stepE, KE, bE, WEE, loS, stepS, KS, bS, WES, n_states, binS):
-    nE = loE.shape[0]
-    nS = bS.shape[0]
-    a = np.zeros(nE, np.int64)
-    d = np.ones(nE, np.int64)
-    s = loE.copy()
-    fE = np.empty(nE)
-    fS = np.empty(nS)
-    mu = np.empty(nS)
-    logwE = _fields(s, bE, WEE, bS, WES, fE, fS)
-    shift = logwE + _summed_mu(fS, loS, stepS, KS, mu, binS)
-    acc = 1.0
-    for t in range(1, n_states):
-        j = _next_digit(a, d, KE)
-        a[j] += d[j]
-        delta = stepE[j] * d[j]
-        s[j] += delta
-        if t % _REFRESH_STEPS == 0:
-            for q in range(nE):
-                s[q] = loE[q] + stepE[q] * a[q]
-            logwE = _fields(s, bE, WEE, bS, WES, fE, fS)
-        else:
-            logwE += delta * fE[j]
-            for k in range(nE):
-                fE[k] += delta * WEE[j, k]
-            for i in range(nS):
-                fS[i] += delta * WES[j, i]
-        lw = logwE + _summed_mu(fS, loS, stepS, KS, mu, binS)
-        if lw > shift + _RESCALE_AT:
-            acc *= math.exp(shift - lw)
-            shift = lw
-        acc += math.exp(lw - shift)
-    return shift + math.log(acc)
-
-
-@nb.njit(cache=True, fastmath=_FAST)
-def _moments_kernel(loE, stepE, KE, bE, WEE, loS, stepS, KS, bS, WES, n_states, full_ss,
-                    binS):
-    nE = loE.shape[0]
-    nS = bS.shape[0]
-    a = np.zeros(nE, np.int64)
-    d = np.ones(nE, np.int64)
-    s = loE.copy()
-    fE = np.empty(nE)
-    fS = np.empty(nS)
-    mu = np.empty(nS)
-    C = 0.0
-    Cl = np.zeros(nE)
-    A1 = np.zeros(nE)
-    A2 = np.zeros((nE, nE))
-    T = np.zeros(nS)
-    Tl = np.zeros((nE, nS))
-    B = np.zeros((nE, nS))
-    SS = np.zeros((nS, nS)) if full_ss else np.zeros((1, 1))
-    logwE = _fields(s, bE, WEE, bS, WES, fE, fS)
-    shift = 0.0
-    for t in range(n_states):
-        if t > 0:
-            j = _next_digit(a, d, KE)
-            # close the segments that end with this change of node j; the pair (j, j)
-            # collects garbage that is discarded at the end (a branch-free row update)
-            sj = s[j]
-            Clj = Cl[j]
-            A1[j] += sj * (C - Clj)
-            for k in range(nE):
-                ck = Cl[k]
-                A2[j, k] += sj * s[k] * (C - (ck if ck > Clj else Clj))
-            Cl[j] = C
-            for i in range(nS):
-                B[j, i] += sj * (T[i] - Tl[j, i])
-                Tl[j, i] = T[i]
-            a[j] += d[j]
-            delta = stepE[j] * d[j]
-            s[j] += delta
-            if t % _REFRESH_STEPS == 0:
-                for q in range(nE):
-                    s[q] = loE[q] + stepE[q] * a[q]
-                logwE = _fields(s, bE, WEE, bS, WES, fE, fS)
-            else:
-                logwE += delta * fE[j]
-                for k in range(nE):
-                    fE[k] += delta * WEE[j, k]
-                for i in range(nS):
-                    fS[i] += delta * WES[j, i]
-        lw = logwE + _summed_mu(fS, loS, stepS, KS, mu, binS)
-        if t == 0:
-            shift = lw
-        elif lw > shift + _RESCALE_AT:
-            r = math.exp(shift - lw)
-            C *= r
-            Cl *= r
-            A1 *= r
-            A2 *= r
-            T *= r
-            Tl *= r
-            B *= r
-            SS *= r
-            shift = lw
-        p = math.exp(lw - shift)
-        C += p
-        for i in range(nS):
-            T[i] += p * mu[i]
-        if full_ss:
-            for i in range(nS):
-                pm = p * mu[i]
-                for k in range(nS):
-                    if k != i:
-                        SS[i, k] += pm * mu[k]
-    # flush the open segments
-    for j in range(nE):
-        A1[j] += s[j] * (C - Cl[j])
-        A2[j, j] = 0.0
-        for k in range(j + 1, nE):
-            A2[j, k] += s[j] * s[k] * (C - max(Cl[j], Cl[k]))
-        for i in range(nS):
-            B[j, i] += s[j] * (T[i] - Tl[j, i])
-    A2 = A2 + A2.T
-    return shift + math.log(C), A1 / C, A2 / C, T / C, B / C, SS / C
-
-
 @nb.njit(cache=True)
 def _fix_top(c, n_low, loE, stepE, KE, bE, WEE, bS, WES, st, bL, bSc):
     """Fix the enumerated nodes ``n_low..`` at chunk ``c``'s levels (mixed radix, first
@@ -315,54 +200,279 @@ def _fix_top(c, n_low, loE, stepE, KE, bE, WEE, bS, WES, st, bL, bSc):
     return const
 
 
-@nb.njit(cache=True, nogil=True)
-def _logz_chunks(c0, c1, loE, stepE, KE, bE, WEE, loS, stepS, KS, bS, WES, n_low, binS,
-                 out):
-    """log Z of chunks ``c0..c1-1`` (top enumerated nodes fixed) into ``out``; releases
-    the GIL, so threads can walk disjoint chunk ranges at once."""
-    nT = loE.shape[0] - n_low
-    nS = bS.shape[0]
-    n_low_states = 1
+_SAFE_LOG = 300.0  # product form only while its factors stay within e^±300
+
+
+@nb.njit(cache=True, fastmath=_FAST)
+def _table_weights(XT, baseL, FL, EB, mB, RB, EFLT, cS, loL, stepL, KL, bL, bSc, loS,
+                   stepS, KS, binS, want_mu, lw, w, M, fS, acc):
+    """Weights of one chunk's table rows up to a common factor ``e^m``; returns ``m``.
+
+    ``log p~(x) = x W_LL x / 2 + x.b_L + sum_s A_s(f_s(x))`` with ``f_s = (x W_LS)_s + b_S``
+    and ``w[x] = p~(x) e^{-m}``; with ``want_mu``, ``M[s, x]`` is summed node s's
+    conditional mean. Two forms give the same numbers:
+
+    - product form (no ``exp`` per row): ``e^{x.b_L}`` is a product of per-node factors
+      built by doubling over the table (one multiply per row), ``e^{x W_LL x / 2 + lo.f}``
+      is the precomputed ``EB``, and with ``y_s = e^{step_s f_s} = EFLT[s, x] e^{a_s}``,
+      ``A_s = lo_s f_s + log sum_{k<K} y_s^k`` (``1 + y`` for two levels), so a row's weight
+      is ``EB * prod_k(...) * prod_s sum_k y_s^k``. Every factor is scaled to at most 1
+      (or bounded by ``e^{A_s(a_s)}``); used when the bounds keep them within
+      ``e^{±_SAFE_LOG}``; products of the summed nodes are split into segments whose
+      logs are taken once per row when one product could exceed that;
+    - log form otherwise (huge fields): ``log p~`` per row, one ``exp`` per row and node.
+    """
+    n_low, nL = XT.shape
+    nS = bSc.shape[0]
+    fast = True
+    for s in range(nS):
+        if (stepS[s] * bSc[s] + cS[s]) * (KS[s] - 1) > _SAFE_LOG:
+            fast = False
+            break
+    if not fast:
+        for l in range(nL):
+            lw[l] = baseL[l]
+        for k in range(n_low):
+            b = bL[k]
+            for l in range(nL):
+                lw[l] += XT[k, l] * b
+        for l in range(nL):
+            for s in range(nS):
+                fS[s] = FL[l, s] + bSc[s]
+            if want_mu:
+                lw[l] += _summed_mu(fS, loS, stepS, KS, acc, binS)
+                for s in range(nS):
+                    M[s, l] = acc[s]
+            else:
+                lw[l] += _summed(fS, loS, stepS, KS)
+        m = lw[0]
+        for l in range(1, nL):
+            m = max(m, lw[l])
+        for l in range(nL):
+            w[l] = math.exp(lw[l] - m)
+        return m
+    # E part: e^{x.b_L + x W_LL x / 2 + lo.(x W_LS)} / e^{mE}
+    R = RB
     for k in range(n_low):
-        n_low_states *= KE[k]
-    WLL = np.ascontiguousarray(WEE[:n_low, :n_low])
-    WLS = np.ascontiguousarray(WES[:n_low])
+        R += abs(bL[k] * stepL[k]) * (KL[k] - 1)
+    if R <= _SAFE_LOG:
+        w[0] = 1.0
+        size = 1
+        mE = mB
+        for k in range(n_low):
+            b = bL[k]
+            e0 = b * loL[k]
+            e1 = b * (loL[k] + stepL[k] * (KL[k] - 1))
+            mk = max(e0, e1)
+            mE += mk
+            f0 = math.exp(e0 - mk)
+            for l in range(size):
+                w[l] *= f0
+            r = math.exp(b * stepL[k])
+            for d in range(1, KL[k]):
+                o = d * size
+                for l in range(size):
+                    w[o + l] = w[o - size + l] * r
+            size *= KL[k]
+        for l in range(nL):
+            w[l] *= EB[l]
+    else:
+        for l in range(nL):
+            lw[l] = baseL[l]
+        for s in range(nS):
+            for l in range(nL):
+                lw[l] += loS[s] * FL[l, s]
+        for k in range(n_low):
+            b = bL[k]
+            for l in range(nL):
+                lw[l] += XT[k, l] * b
+        mE = lw[0]
+        for l in range(1, nL):
+            mE = max(mE, lw[l])
+        for l in range(nL):
+            w[l] = math.exp(lw[l] - mE)
+    # S part: prod_s sum_k y_s^k, in segments of bounded size
+    for s in range(nS):
+        mE += loS[s] * bSc[s]
+    for l in range(nL):
+        lw[l] = 1.0  # the running product of the open segment
+    logs = False
+    bound = 0.0
+    for s in range(nS):
+        a = stepS[s] * bSc[s] + cS[s]
+        K = KS[s]
+        g = _G(a, K)
+        if bound + g > _SAFE_LOG and bound > 0.0:
+            if not logs:
+                for l in range(nL):
+                    acc_l = math.log(w[l]) if w[l] > 0.0 else -np.inf
+                    w[l] = acc_l
+                logs = True
+            for l in range(nL):
+                w[l] += math.log(lw[l])
+                lw[l] = 1.0
+            bound = 0.0
+        bound += g
+        ea = math.exp(a)
+        lo = loS[s]
+        st = stepS[s]
+        if K == 2:
+            if want_mu:
+                for l in range(nL):
+                    y = EFLT[s, l] * ea
+                    q = 1.0 + y
+                    lw[l] *= q
+                    M[s, l] = lo + st * (y / q)
+            else:
+                for l in range(nL):
+                    lw[l] *= 1.0 + EFLT[s, l] * ea
+        else:
+            for l in range(nL):
+                y = EFLT[s, l] * ea
+                den = 1.0
+                num = 0.0
+                for k in range(K - 1, 0, -1):
+                    den = 1.0 + y * den
+                    num = k + y * num
+                num *= y  # sum_k k y^k
+                lw[l] *= den
+                if want_mu:
+                    M[s, l] = lo + st * (num / den)
+    if not logs:
+        for l in range(nL):
+            w[l] *= lw[l]
+        return mE
+    for l in range(nL):
+        w[l] += math.log(lw[l])
+    m = w[0]
+    for l in range(1, nL):
+        m = max(m, w[l])
+    for l in range(nL):
+        w[l] = math.exp(w[l] - m)
+    return mE + m
+
+
+@nb.njit(cache=True, fastmath=_FAST, inline="always")
+def _table_dot(v, tmp, loL, stepL, KL, out):
+    """``out[k] = sum_x x_k v[x]`` for every low node k of the table, by folding: the
+    slowest node's levels are contiguous blocks, so their block sums give its term, and
+    adding the blocks together leaves the same problem for the remaining nodes on a
+    table K times smaller (about 3 adds per row in all, against n_low multiply-adds)."""
+    n = v.shape[0]
+    for x in range(n):
+        tmp[x] = v[x]
+    for k in range(loL.shape[0] - 1, -1, -1):
+        K = KL[k]
+        sz = n // K
+        tot = 0.0
+        lev = 0.0
+        for d in range(K):
+            bs = 0.0
+            o = d * sz
+            for x in range(sz):
+                bs += tmp[o + x]
+            tot += bs
+            lev += d * bs
+        out[k] = loL[k] * tot + stepL[k] * lev
+        for d in range(1, K):
+            o = d * sz
+            for x in range(sz):
+                tmp[x] += tmp[o + x]
+        n = sz
+
+
+@nb.njit(cache=True, nogil=True, fastmath=_FAST)
+def _table_groups(g0, g1, bounds, loE, stepE, KE, bE, WEE, loS, stepS, KS, bS, WES, n_low,
+                  binS, moments, full_ss, XT, baseL, FL, EB, mB, RB, EFLT, cS, out_logz,
+                  out_C, H1, T, PL, AH, HH, BL, BH, SS):
+    """Groups ``g0..g1-1`` of chunks: chunk c fixes the enumerated nodes ``n_low..`` at
+    its levels (``_fix_top``) and weighs all the rows of the table at once
+    (``_table_weights``). Each group accumulates unnormalised sums relative to
+    ``e^{out_logz[g]}`` (GIL released, so threads take disjoint group ranges; the merge is
+    in group order, independent of the thread count).
+
+    Per group: ``C = sum p``, ``H1 = sum p s_top``, ``T = sum p mu``, ``PL[x]`` = weight of
+    table row x, ``AH = sum p s_top (x) s_low``, ``HH = sum p s_top (x) s_top``,
+    ``BL = sum p s_low (x) mu``, ``BH = sum p s_top (x) mu`` and, with ``full_ss``,
+    ``SS = sum p mu (x) mu`` (upper triangle).
+    """
+    nE = loE.shape[0]
+    nT = nE - n_low
+    nS = bS.shape[0]
+    nL = baseL.shape[0]
+    loL, stepL, KL = loE[:n_low], stepE[:n_low], KE[:n_low]
     st = np.empty(nT)
     bL = np.empty(n_low)
     bSc = np.empty(nS)
-    for c in range(c0, c1):
-        const = _fix_top(c, n_low, loE, stepE, KE, bE, WEE, bS, WES, st, bL, bSc)
-        out[c] = const + _logz_kernel(loE[:n_low], stepE[:n_low], KE[:n_low], bL, WLL, loS,
-                                      stepS, KS, bSc, WLS, n_low_states, binS)
-
-
-@nb.njit(cache=True, nogil=True)
-def _moments_chunks(c0, c1, loE, stepE, KE, bE, WEE, loS, stepS, KS, bS, WES, n_low,
-                    full_ss, binS, logz, top, A1, A2, T, B, SS):
-    """Per-chunk log Z and normalised moments of the low nodes for chunks ``c0..c1-1``,
-    written into the output arrays (GIL released)."""
-    nT = loE.shape[0] - n_low
-    nS = bS.shape[0]
-    n_low_states = 1
-    for k in range(n_low):
-        n_low_states *= KE[k]
-    WLL = np.ascontiguousarray(WEE[:n_low, :n_low])
-    WLS = np.ascontiguousarray(WES[:n_low])
-    st = np.empty(nT)
-    bL = np.empty(n_low)
-    bSc = np.empty(nS)
-    for c in range(c0, c1):
-        const = _fix_top(c, n_low, loE, stepE, KE, bE, WEE, bS, WES, st, bL, bSc)
-        lz, a1, a2, t_, b_, ss_ = _moments_kernel(
-            loE[:n_low], stepE[:n_low], KE[:n_low], bL, WLL, loS, stepS, KS, bSc, WLS,
-            n_low_states, full_ss, binS)
-        logz[c] = const + lz
-        top[c] = st
-        A1[c] = a1
-        A2[c] = a2
-        T[c] = t_
-        B[c] = b_
-        SS[c] = ss_
+    lw = np.empty(nL)
+    w = np.empty(nL)
+    fS = np.empty(nS)
+    acc = np.empty(nS)
+    u = np.empty(n_low)
+    u2 = np.empty(n_low)
+    tmp = np.empty(nL)
+    tmu = np.empty(nS)
+    M = np.empty((nS, nL if moments else 1))
+    for g in range(g0, g1):
+        shift = -np.inf
+        for c in range(bounds[g], bounds[g + 1]):
+            const = _fix_top(c, n_low, loE, stepE, KE, bE, WEE, bS, WES, st, bL, bSc)
+            m = const + _table_weights(XT, baseL, FL, EB, mB, RB, EFLT, cS, loL, stepL, KL,
+                                       bL, bSc, loS, stepS, KS, binS, moments, lw, w, M,
+                                       fS, acc)
+            if m > shift + _RESCALE_AT:  # rescale the group's sums to a larger shift
+                r = math.exp(shift - m) if shift > -np.inf else 0.0
+                out_C[g] *= r
+                if moments:
+                    H1[g] *= r
+                    T[g] *= r
+                    PL[g] *= r
+                    AH[g] *= r
+                    HH[g] *= r
+                    BL[g] *= r
+                    BH[g] *= r
+                    SS[g] *= r
+                shift = m
+            f = math.exp(m - shift)
+            zc = 0.0
+            for l in range(nL):
+                zc += w[l]
+            out_C[g] += f * zc
+            if not moments:
+                continue
+            zc *= f
+            for l in range(nL):
+                w[l] *= f
+                PL[g, l] += w[l]
+            _table_dot(w, tmp, loL, stepL, KL, u)
+            if full_ss:
+                for s in range(nS):
+                    for t in range(s + 1, nS):
+                        a = 0.0
+                        for l in range(nL):
+                            a += w[l] * M[s, l] * M[t, l]
+                        SS[g, s, t] += a
+            for s in range(nS):  # M := p mu (rows scaled by w), then its sums
+                a = 0.0
+                for l in range(nL):
+                    v = w[l] * M[s, l]
+                    M[s, l] = v
+                    a += v
+                tmu[s] = a
+                T[g, s] += a
+                _table_dot(M[s], tmp, loL, stepL, KL, u2)
+                for k in range(n_low):
+                    BL[g, k, s] += u2[k]
+            for q in range(nT):
+                sq = st[q]
+                H1[g, q] += sq * zc
+                for k in range(n_low):
+                    AH[g, q, k] += sq * u[k]
+                for r2 in range(nT):
+                    HH[g, q, r2] += sq * st[r2] * zc
+                for s in range(nS):
+                    BH[g, q, s] += sq * tmu[s]
+        out_logz[g] = shift
 
 
 _POOL: list = []  # [executor, workers, pid]: a lazily created pool shared by all models
@@ -467,43 +577,92 @@ def build_problem(domains: DomainVector, bias: np.ndarray, J: np.ndarray,
         WES=c(J[np.ix_(enum, summed)]), n_states=n_states)
 
 
-def _split(problem: ExactProblem, all_pairs: bool = False) -> tuple[int, int]:
-    """``(n_low, n_chunks)``: fix the last enumerated nodes at each of their joint levels.
+def _split(problem: ExactProblem) -> tuple[int, int]:
+    """``(n_low, n_chunks)``: the first ``n_low`` enumerated nodes form the table.
 
-    Each of the ``n_chunks`` chunks walks the states of the first ``n_low`` nodes only, so
-    a step updates ``n_low`` fields and pair segments instead of all ``|E|``; chunks run
-    in parallel over numba's threads. Chunks hold at least ``_MIN_CHUNK_STATES`` states,
-    and their per-chunk outputs stay under ``_CHUNK_MEMORY`` floats.
+    The table holds every joint level of the low nodes (at most ``_TABLE_STATES`` rows,
+    and at most ``_TABLE_FLOATS`` row-by-summed-node entries); each of the ``n_chunks``
+    chunks fixes the remaining enumerated nodes at one joint level.
     """
     KE = problem.KE
-    nS = len(problem.summed)
-    n_low, n_chunks, low_states = len(KE), 1, problem.n_states
-    while n_low > 1 and low_states // int(KE[n_low - 1]) >= _MIN_CHUNK_STATES:
-        k = int(KE[n_low - 1])
-        per_chunk = (n_low - 1) * (n_low - 1 + nS) + nS + (nS * nS if all_pairs else 0)
-        if n_chunks * k * per_chunk > _CHUNK_MEMORY:
+    nS = max(len(problem.summed), 1)
+    n_low, rows = 1, int(KE[0])
+    while n_low < len(KE):
+        k = int(KE[n_low])
+        if rows * k > _TABLE_STATES or rows * k * nS > _TABLE_FLOATS:
             break
-        n_low -= 1
-        n_chunks *= k
-        low_states //= k
-    return n_low, n_chunks
+        rows *= k
+        n_low += 1
+    return n_low, problem.n_states // rows
+
+
+def _low_table(problem: ExactProblem, n_low: int) -> tuple:
+    """The table of the low nodes' joint levels (first node fastest): ``XT`` (n_low, rows)
+    their values, ``baseL = x W_LL x / 2``, ``FL = x W_LS`` (rows, |S|); for the product
+    form ``EB = e^{baseL + lo.FL - mB}`` with ``mB`` its log-maximum and ``RB`` its
+    log-range, ``cS[s] = max_x step_s FL[x, s]`` and
+    ``EFLT[s, x] = e^{step_s FL[x, s] - cS[s]}``."""
+    KE = problem.KE[:n_low]
+    rows = int(np.prod(KE))
+    rem = np.arange(rows)
+    XT = np.empty((n_low, rows))
+    for k in range(n_low):
+        XT[k] = problem.loE[k] + problem.stepE[k] * (rem % KE[k])
+        rem = rem // KE[k]
+    baseL = 0.5 * np.einsum("kl,kl->l", problem.WEE[:n_low, :n_low] @ XT, XT)
+    FL = np.ascontiguousarray(XT.T @ problem.WES[:n_low])
+    b2 = baseL + FL @ problem.loS
+    mB = float(b2.max())
+    sFL = FL * problem.stepS
+    cS = sFL.max(axis=0) if FL.shape[1] else np.zeros(0)
+    with np.errstate(under="ignore"):
+        EB = np.exp(b2 - mB)
+        EFLT = np.ascontiguousarray(np.exp(sFL - cS).T)
+    return (XT, np.ascontiguousarray(baseL), FL, EB, mB, float(mB - b2.min()), EFLT,
+            np.ascontiguousarray(cS))
 
 
 def _binary_summed(problem: ExactProblem) -> bool:
     return bool(np.all(problem.KS == 2))
 
 
+def _walk(problem: ExactProblem, moments: bool, full_ss: bool) -> tuple:
+    """Run the table kernel over all chunks; returns ``(n_low, XT, logZ, sums)`` with the
+    groups' sums merged and normalised by ``Z`` (``sums`` empty without ``moments``)."""
+    n_low, n_chunks = _split(problem)
+    table = _low_table(problem, n_low)
+    XT = table[0]
+    nT, nS, rows = len(problem.enum) - n_low, len(problem.summed), XT.shape[1]
+    per_group = 2 + (rows + nT * (1 + n_low + nT + nS) + nS * (1 + n_low)
+                     + (nS * nS if full_ss else 0) if moments else 0)
+    G = max(1, min(n_chunks, _GROUPS, _GROUP_MEMORY // per_group))
+    bounds = np.linspace(0, n_chunks, G + 1).round().astype(np.int64)
+    z = np.zeros
+    if moments:
+        ss = nS if full_ss else 0
+        sums = [z((G, nT)), z((G, nS)), z((G, rows)), z((G, nT, n_low)), z((G, nT, nT)),
+                z((G, n_low, nS)), z((G, nT, nS)), z((G, ss, ss))]
+    else:
+        sums = [z((G, 0)), z((G, 0)), z((G, 0)), z((G, 0, 0)), z((G, 0, 0)), z((G, 0, 0)),
+                z((G, 0, 0)), z((G, 0, 0))]
+    shift, C = np.full(G, -np.inf), z(G)
+    p = problem
+    _run_chunks(_table_groups, G,
+                (bounds, p.loE, p.stepE, p.KE, p.bE, p.WEE, p.loS, p.stepS, p.KS, p.bS,
+                 p.WES, n_low, _binary_summed(p), moments, full_ss, *table, shift, C,
+                 *sums))
+    logz_g = shift + np.log(C)
+    logz = float(np.logaddexp.reduce(logz_g))
+    scale = np.exp(shift - logz)  # group sums are relative to e^shift
+    merged = [np.tensordot(scale, s, 1) for s in sums] if moments else []
+    return n_low, XT, logz, merged
+
+
 def exact_log_partition(problem: ExactProblem) -> float:
-    """``log Z`` by the Gray-code walk (float64), split into parallel chunks when large."""
+    """``log Z`` of the problem (float64): the table walk, split over threads when large."""
     if len(problem.enum) == 0:
         return float(_summed(problem.bS, problem.loS, problem.stepS, problem.KS))
-    binS = _binary_summed(problem)
-    n_low, n_chunks = _split(problem)
-    if n_chunks == 1:
-        return float(_logz_kernel(*problem.args(), binS))
-    parts = np.empty(n_chunks)
-    _run_chunks(_logz_chunks, n_chunks, (*problem.args()[:-1], n_low, binS, parts))
-    return float(np.logaddexp.reduce(parts))
+    return _walk(problem, False, False)[2]
 
 
 @dataclass
@@ -531,49 +690,22 @@ def exact_moments(problem: ExactProblem, n: int, all_pairs: bool = False) -> Exa
             second[np.ix_(S, S)] = np.outer(mu, mu)
             second[S, S] = 0.0
         return ExactMoments(exact_log_partition(problem), mean, second)
-    binS = _binary_summed(problem)
-    n_low, n_chunks = _split(problem, all_pairs)
-    if n_chunks == 1:
-        logz, m1E, m2EE, m1S, mSE, mSS = _moments_kernel(*problem.args(), all_pairs, binS)
-    else:
-        nT, nS = len(problem.enum) - n_low, len(problem.summed)
-        ss = nS if all_pairs else 1
-        parts = (np.empty(n_chunks), np.empty((n_chunks, nT)), np.empty((n_chunks, n_low)),
-                 np.empty((n_chunks, n_low, n_low)), np.empty((n_chunks, nS)),
-                 np.empty((n_chunks, n_low, nS)), np.empty((n_chunks, ss, ss)))
-        _run_chunks(_moments_chunks, n_chunks,
-                    (*problem.args()[:-1], n_low, all_pairs, binS, *parts))
-        logz, m1E, m2EE, m1S, mSE, mSS = _combine_chunks(parts, n_low)
-    mean[E] = m1E
-    mean[S] = m1S
-    second[np.ix_(E, E)] = m2EE
-    second[np.ix_(E, S)] = mSE
-    second[np.ix_(S, E)] = mSE.T
+    n_low, XT, logz, (H1, T, PL, AH, HH, BL, BH, SS) = _walk(problem, True, all_pairs)
+    low, top = E[:n_low], E[n_low:]
+    mean[low] = XT @ PL
+    mean[top] = H1
+    mean[S] = T
+    second[np.ix_(low, low)] = (XT * PL) @ XT.T
+    second[np.ix_(top, low)] = AH
+    second[np.ix_(low, top)] = AH.T
+    second[np.ix_(top, top)] = HH
+    second[np.ix_(low, S)] = BL
+    second[np.ix_(top, S)] = BH
+    second[np.ix_(S, E)] = second[np.ix_(E, S)].T
     if all_pairs:
-        second[np.ix_(S, S)] = mSS
-    return ExactMoments(float(logz), mean, second)
-
-
-def _combine_chunks(parts: tuple, n_low: int) -> tuple:
-    """Merge per-chunk results: chunk c has weight ``w_c = Z_c / Z``, its fixed (top)
-    nodes are constant, so their moments are weighted values and products."""
-    logz_c, top, A1, A2, T, B, SS = parts
-    logz = float(np.logaddexp.reduce(logz_c))
-    w = np.exp(logz_c - logz)
-    nE = n_low + top.shape[1]
-    wt = top * w[:, None]
-    m1E = np.concatenate([w @ A1, w @ top])
-    m2EE = np.zeros((nE, nE))
-    m2EE[:n_low, :n_low] = np.tensordot(w, A2, 1)
-    cross = wt.T @ A1  # <s_top s_low>
-    m2EE[n_low:, :n_low] = cross
-    m2EE[:n_low, n_low:] = cross.T
-    m2EE[n_low:, n_low:] = wt.T @ top
-    np.fill_diagonal(m2EE, 0.0)
-    m1S = w @ T
-    mSE = np.concatenate([np.tensordot(w, B, 1), wt.T @ T], axis=0)
-    mSS = np.tensordot(w, SS, 1)
-    return logz, m1E, m2EE, m1S, mSE, mSS
+        second[np.ix_(S, S)] = SS + SS.T
+    np.fill_diagonal(second, 0.0)
+    return ExactMoments(logz, mean, second)
 
 
 def exact_sample_enumerated(problem: ExactProblem, log_z: float, n: int,
