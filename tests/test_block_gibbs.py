@@ -8,9 +8,9 @@ the chain averages (autocorrelation included). A statistic fails when it sits mo
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 import torch
+from conftest import gibbs_moment_z
 
 import pgm_boltz as pb
 from pgm_boltz.engines.gibbs import DEFAULT_STEPS, BlockSampler
@@ -28,30 +28,6 @@ def _randomise(model, scale: float, seed: int) -> None:
         model.weight.copy_(torch.randn(model.weight.shape, generator=g) * scale)
 
 
-def _gibbs_z_scores(model, sampler: BlockSampler, chains: int = 1000, burn: int = 50,
-                    keep: int = 40, seed: int = 0) -> np.ndarray:
-    """|estimate - exact| / stderr for every mean <s_i> and pair moment <s_i s_j>."""
-    g = torch.Generator().manual_seed(seed)
-    x = sampler.init_state(chains, g)
-    sampler.sweep(x, g, burn)
-    n = model.n_nodes
-    acc_mean = torch.zeros(chains, n, dtype=torch.float64)
-    acc_pair = torch.zeros(chains, n, n, dtype=torch.float64)
-    for _ in range(keep):
-        sampler.sweep(x, g)
-        xd = x.double()
-        acc_mean += xd
-        acc_pair += xd[:, :, None] * xd[:, None, :]
-    acc_mean /= keep
-    acc_pair /= keep
-    exact_mean, exact_second = model.moments()
-    iu = np.triu_indices(n, 1)
-    est = torch.cat([acc_mean, acc_pair[:, iu[0], iu[1]]], dim=1)
-    exact = torch.cat([exact_mean.double(), exact_second.double()[iu[0], iu[1]]])
-    se = est.std(0) / chains ** 0.5
-    return ((est.mean(0) - exact).abs() / (se + 1e-4)).numpy()
-
-
 MODELS = {
     "rbm": lambda: pb.graphs.rbm(6, 4),
     "dbm": lambda: pb.graphs.dbm([3, 3, 2]),
@@ -64,7 +40,7 @@ def test_block_gibbs_matches_exact_moments(name: str) -> None:
     model = pb.compile(MODELS[name](), engine="block-gibbs", seed=0)
     assert model.plan.engine == "block-gibbs" and len(model.plan.blocks) == 2
     _randomise(model, 0.5 if name == "lattice" else 0.8, seed=1)
-    z = _gibbs_z_scores(model, BlockSampler(model))
+    z = gibbs_moment_z(model, BlockSampler(model))
     assert z.max() < Z_TOL, (name, float(z.max()))
 
 
@@ -75,7 +51,7 @@ def test_a_wrong_sampler_fails_the_check(name: str) -> None:
     _randomise(model, 0.8, seed=1)
     s = BlockSampler(model, backend="torch")
     s.blocks = s.blocks[:1]
-    assert _gibbs_z_scores(model, s).max() > 3 * Z_TOL
+    assert gibbs_moment_z(model, s).max() > 3 * Z_TOL
 
 
 def test_clamped_sampler_matches_exact_conditional() -> None:

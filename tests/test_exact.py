@@ -37,6 +37,19 @@ def compiled(G: nx.Graph, **kw) -> pb.BoltzmannMachine:
     return pb.compile(G, dtype=torch.float64, **kw)
 
 
+def check_against_brute_force(model: pb.BoltzmannMachine, atol: float = 1e-10,
+                              **logz_approx: float) -> tuple:
+    """Assert the model's log Z (``pytest.approx(**logz_approx)``, default ``abs=atol``)
+    and all its moments (``atol``) equal plain enumeration's; return the oracle."""
+    log_z, mean, second = brute_force(model)
+    approx = pytest.approx(log_z, **(logz_approx or {"abs": atol}))
+    assert float(model.log_partition().detach()) == approx
+    m, s = model.moments()
+    torch.testing.assert_close(m, mean, atol=atol, rtol=0)
+    torch.testing.assert_close(s, second, atol=atol, rtol=0)
+    return log_z, mean, second
+
+
 def chi2_ok(counts: np.ndarray, probs: np.ndarray, alpha: float = 1e-6) -> tuple[bool, str]:
     """Pearson chi-square goodness of fit, pooling cells with expectation < 5."""
     n = counts.sum()
@@ -59,11 +72,7 @@ def chi2_ok(counts: np.ndarray, probs: np.ndarray, alpha: float = 1e-6) -> tuple
 @given(random_graphs())
 def test_log_partition_and_moments_match_brute_force(G: nx.Graph) -> None:
     model = compiled(G)
-    log_z, mean, second = brute_force(model)
-    assert float(model.log_partition().detach()) == pytest.approx(log_z, abs=1e-10)
-    m, s = model.moments()
-    torch.testing.assert_close(m, mean, atol=1e-10, rtol=0)
-    torch.testing.assert_close(s, second, atol=1e-10, rtol=0)
+    log_z, mean, second = check_against_brute_force(model)
     # all_pairs=False leaves only pairs of two summed-out nodes at 0
     m2, s2 = model.moments(all_pairs=False)
     torch.testing.assert_close(m2, mean, atol=1e-10, rtol=0)
@@ -249,31 +258,24 @@ def test_rbm_sums_out_larger_layer(domain: str) -> None:
     G = pb.graphs.rbm(7, 3, domain=domain)
     model = compiled(G, seed=1, init_scale=1.0)
     assert sorted(model.plan.enumerated) == ["h0", "h1", "h2"]
-    log_z, mean, second = brute_force(model)
-    assert float(model.log_partition().detach()) == pytest.approx(log_z, abs=1e-10)
-    m, s = model.moments()
-    torch.testing.assert_close(s, second, atol=1e-10, rtol=0)
-    torch.testing.assert_close(m, mean, atol=1e-10, rtol=0)
+    check_against_brute_force(model)
 
 
 def test_large_couplings_rescale_and_refresh_paths() -> None:
-    """Many states (> the 65,536-step refresh) and log-weights spanning > 50 nats."""
+    """Many states (128 chunks of the table walk) and log-weights spanning > 50 nats
+    (the groups' sums are rescaled)."""
     rng = np.random.default_rng(0)
     G = pb.graphs.fully_connected(18, domain="spin")
     model = compiled(G)
     with torch.no_grad():
         model.weight.copy_(torch.as_tensor(rng.normal(0, 3.0, model.weight.shape)))
         model.bias.copy_(torch.as_tensor(rng.normal(0, 5.0, 18)))
-    assert len(model.plan.enumerated) == 17  # 131,072 states > one refresh period
-    log_z, mean, second = brute_force(model)
-    assert float(model.log_partition().detach()) == pytest.approx(log_z, rel=1e-12)
-    m, s = model.moments()
-    torch.testing.assert_close(m, mean, atol=1e-9, rtol=0)
-    torch.testing.assert_close(s, second, atol=1e-9, rtol=0)
+    assert len(model.plan.enumerated) == 17  # 131,072 states
+    check_against_brute_force(model, atol=1e-9, rel=1e-12)
 
 
 def test_multinary_enumerated_mixed_radix_walk() -> None:
-    """A fully connected multinary machine: the reflected mixed-radix Gray walk."""
+    """A fully connected multinary machine: mixed-radix table rows and chunks."""
     rng = np.random.default_rng(5)
     G = nx.complete_graph(6)
     for i in G.nodes:
@@ -282,10 +284,7 @@ def test_multinary_enumerated_mixed_radix_walk() -> None:
     for u, v in G.edges:
         G.edges[u, v]["weight"] = float(rng.normal())
     model = compiled(G)
-    log_z, mean, second = brute_force(model)
-    assert float(model.log_partition().detach()) == pytest.approx(log_z, abs=1e-10)
-    m, s = model.moments()
-    torch.testing.assert_close(s, second, atol=1e-10, rtol=0)
+    check_against_brute_force(model)
 
 
 def test_no_edges_everything_summed_out() -> None:
@@ -295,11 +294,7 @@ def test_no_edges_everything_summed_out() -> None:
     G.add_node("c", role="visible", bias=2.0)
     model = compiled(G)
     assert model.plan.enumerated == []
-    log_z, mean, second = brute_force(model)
-    assert float(model.log_partition().detach()) == pytest.approx(log_z, abs=1e-12)
-    m, s = model.moments()
-    torch.testing.assert_close(m, mean, atol=1e-12, rtol=0)
-    torch.testing.assert_close(s, second, atol=1e-12, rtol=0)
+    check_against_brute_force(model, atol=1e-12)
     states, logp = brute_force_visible(model)
     with torch.no_grad():
         np.testing.assert_allclose(model.log_prob(states).numpy(), logp, atol=1e-12)
@@ -378,15 +373,9 @@ def test_brute_force_helper_itself() -> None:
 def test_huge_parameters_take_the_log_form_and_stay_exact(G: nx.Graph, table: int) -> None:
     """Fields of hundreds of nats push the table walk off the product form (its factors
     would leave e^±300) onto the log form; rescaled sums must still match brute force."""
-    model = compiled(G)
-    log_z, mean, second = brute_force(model)
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(ex, "_TABLE_STATES", table)
-        assert float(model.log_partition().detach()) == pytest.approx(log_z, rel=1e-12,
-                                                                     abs=1e-9)
-        m, s = model.moments()
-    torch.testing.assert_close(m, mean, atol=1e-9, rtol=0)
-    torch.testing.assert_close(s, second, atol=1e-9, rtol=0)
+        check_against_brute_force(compiled(G), atol=1e-9, rel=1e-12, abs=1e-9)
 
 
 def _rbm_reference(W: np.ndarray, bv: np.ndarray, bh: np.ndarray,

@@ -7,7 +7,7 @@ import networkx as nx
 import numpy as np
 import pytest
 import torch
-from conftest import random_graph
+from conftest import gibbs_moment_z, random_graph
 
 import pgm_boltz as pb
 from pgm_boltz.engines.gibbs import BlockSampler
@@ -19,28 +19,10 @@ FLOOR = 2e-3
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
-def moments_z(model, sampler: BlockSampler, chains: int = 1000, burn: int = 60,
-              record: int = 15, seed: int = 0) -> float:
+def moments_z(model, sampler: BlockSampler, seed: int = 0) -> float:
     """Max z-score of per-chain-averaged Gibbs moments against ``model.moments()``."""
-    gen = torch.Generator().manual_seed(seed)
-    x = sampler.init_state(chains, gen)
-    sampler.sweep(x, gen, burn)
-    n = model.n_nodes
-    a1 = torch.zeros(chains, n, dtype=torch.float64)
-    a2 = torch.zeros(chains, n, n, dtype=torch.float64)
-    for _ in range(record):
-        sampler.sweep(x, gen, 2)
-        xd = x.double()
-        a1 += xd
-        a2 += xd[:, :, None] * xd[:, None, :]
-    m1, m2 = (a1 / record).numpy(), (a2 / record).numpy()
-    mean, second = (t.double().numpy() for t in model.moments())
-    se1 = m1.std(0, ddof=1) / np.sqrt(chains)
-    se2 = m2.std(0, ddof=1) / np.sqrt(chains)
-    iu = np.triu_indices(n, 1)
-    z1 = np.abs(m1.mean(0) - mean) / (se1 + FLOOR)
-    z2 = np.abs(m2.mean(0)[iu] - second[iu]) / (se2[iu] + FLOOR)
-    return float(max(z1.max(), z2.max()))
+    return float(gibbs_moment_z(model, sampler, burn=60, keep=15, thin=2, seed=seed,
+                                floor=FLOOR).max())
 
 
 @pytest.mark.parametrize("backend", ["torch", "numba"])

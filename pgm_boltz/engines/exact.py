@@ -203,6 +203,26 @@ def _fix_top(c, n_low, loE, stepE, KE, bE, WEE, bS, WES, st, bL, bSc):
 _SAFE_LOG = 300.0  # product form only while its factors stay within e^±300
 
 
+@nb.njit(cache=True, fastmath=_FAST, inline="always")
+def _add_bias(lw, XT, bL):
+    """``lw[x] += x . b_L`` for every table row x (vectorised over rows)."""
+    for k in range(XT.shape[0]):
+        b = bL[k]
+        for l in range(XT.shape[1]):
+            lw[l] += XT[k, l] * b
+
+
+@nb.njit(cache=True, fastmath=_FAST, inline="always")
+def _exp_from_max(lw, w):
+    """``w = e^{lw - m}`` with ``m = max lw``; returns ``m``."""
+    m = lw[0]
+    for l in range(1, lw.shape[0]):
+        m = max(m, lw[l])
+    for l in range(lw.shape[0]):
+        w[l] = math.exp(lw[l] - m)
+    return m
+
+
 @nb.njit(cache=True, fastmath=_FAST)
 def _table_weights(XT, baseL, FL, EB, mB, RB, EFLT, cS, loL, stepL, KL, bL, bSc, loS,
                    stepS, KS, binS, want_mu, lw, w, M, fS, acc):
@@ -232,10 +252,7 @@ def _table_weights(XT, baseL, FL, EB, mB, RB, EFLT, cS, loL, stepL, KL, bL, bSc,
     if not fast:
         for l in range(nL):
             lw[l] = baseL[l]
-        for k in range(n_low):
-            b = bL[k]
-            for l in range(nL):
-                lw[l] += XT[k, l] * b
+        _add_bias(lw, XT, bL)
         for l in range(nL):
             for s in range(nS):
                 fS[s] = FL[l, s] + bSc[s]
@@ -245,12 +262,7 @@ def _table_weights(XT, baseL, FL, EB, mB, RB, EFLT, cS, loL, stepL, KL, bL, bSc,
                     M[s, l] = acc[s]
             else:
                 lw[l] += _summed(fS, loS, stepS, KS)
-        m = lw[0]
-        for l in range(1, nL):
-            m = max(m, lw[l])
-        for l in range(nL):
-            w[l] = math.exp(lw[l] - m)
-        return m
+        return _exp_from_max(lw, w)
     # E part: e^{x.b_L + x W_LL x / 2 + lo.(x W_LS)} / e^{mE}
     R = RB
     for k in range(n_low):
@@ -282,15 +294,8 @@ def _table_weights(XT, baseL, FL, EB, mB, RB, EFLT, cS, loL, stepL, KL, bL, bSc,
         for s in range(nS):
             for l in range(nL):
                 lw[l] += loS[s] * FL[l, s]
-        for k in range(n_low):
-            b = bL[k]
-            for l in range(nL):
-                lw[l] += XT[k, l] * b
-        mE = lw[0]
-        for l in range(1, nL):
-            mE = max(mE, lw[l])
-        for l in range(nL):
-            w[l] = math.exp(lw[l] - mE)
+        _add_bias(lw, XT, bL)
+        mE = _exp_from_max(lw, w)
     # S part: prod_s sum_k y_s^k, in segments of bounded size
     for s in range(nS):
         mE += loS[s] * bSc[s]
@@ -343,13 +348,8 @@ def _table_weights(XT, baseL, FL, EB, mB, RB, EFLT, cS, loL, stepL, KL, bL, bSc,
             w[l] *= lw[l]
         return mE
     for l in range(nL):
-        w[l] += math.log(lw[l])
-    m = w[0]
-    for l in range(1, nL):
-        m = max(m, w[l])
-    for l in range(nL):
-        w[l] = math.exp(w[l] - m)
-    return mE + m
+        lw[l] = w[l] + math.log(lw[l])
+    return mE + _exp_from_max(lw, w)
 
 
 @nb.njit(cache=True, fastmath=_FAST, inline="always")
