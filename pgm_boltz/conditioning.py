@@ -23,6 +23,7 @@ import networkx as nx
 import numpy as np
 import torch
 
+from .domains import DomainVector
 from .errors import DataError
 
 __all__ = ["ConditionedModel", "condition"]
@@ -78,15 +79,9 @@ class ConditionedModel:
                 raise DataError(f"evidence for node {node!r} must be a number (a code of "
                                 f"its domain {dom.describe()}), got {code!r}")
             code = float(code)
-            if dom.name == "spin":
-                ok, allowed = code in (-1.0, 1.0), "-1 or +1"
-            else:
-                ok = code == math.floor(code) and 0 <= code <= dom.levels - 1
-                allowed = "0 or 1" if dom.name == "binary" else \
-                    f"an integer in 0..{dom.levels - 1}"
-            if not ok:
+            if DomainVector([dom]).invalid_codes(np.array([code]))[0]:
                 raise DataError(f"evidence for node {node!r} is {code!r}, outside its domain "
-                                f"{dom.describe()}, which takes {allowed}")
+                                f"{dom.describe()}, which takes {dom.codes_text()}")
             ev_idx.append(i)
             ev_codes.append(code)
         self.evidence = dict(evidence)

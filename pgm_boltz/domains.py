@@ -89,6 +89,18 @@ class Domain:
         """A short human-readable description, e.g. ``multinary(K=17)``."""
         return f"multinary(K={self.levels})" if self.name == "multinary" else self.name
 
+    def codes_text(self) -> str:
+        """The codes in words, for error messages: ``"-1 or +1"``, ``"0 or 1"``,
+        ``"an integer in 0..K-1"``.
+
+        >>> from pgm_boltz.domains import SPIN, multinary
+        >>> SPIN.codes_text(), multinary(4).codes_text()
+        ('-1 or +1', 'an integer in 0..3')
+        """
+        if self.name == "spin":
+            return "-1 or +1"
+        return "0 or 1" if self.name == "binary" else f"an integer in 0..{self.levels - 1}"
+
 
 BINARY = Domain("binary", 0.0, 1.0, 2)
 SPIN = Domain("spin", -1.0, 2.0, 2)
@@ -141,6 +153,21 @@ def _work_dtype(a: torch.Tensor) -> torch.dtype:
     return a.dtype if a.dtype in (torch.float64, torch.float32) else torch.float32
 
 
+def _split_at_zero(a: torch.Tensor, K: torch.Tensor | int, threshold: float) -> tuple:
+    """The common start of :func:`geometric_log_normalizer`, :func:`geometric_mean` and
+    :func:`geometric_sample`: ``a`` in its working precision, ``K`` as a tensor of that
+    dtype (or the int), the mask ``|K a| < threshold`` where the near-zero form is used,
+    ``|a|`` with 1 in the masked entries (so the closed forms see no 0), and the output
+    dtype."""
+    out_dtype = a.dtype
+    a = a.to(_work_dtype(a))
+    if torch.is_tensor(K):
+        K = K.to(a.dtype)
+    small = (K * a).abs() < threshold
+    t_safe = torch.where(small, torch.ones_like(a), a.abs())
+    return a, K, small, t_safe, out_dtype
+
+
 def _series_coefs(K: torch.Tensor | int) -> list:
     """``d_j (1 - K^-2j)``, j = 1..4: python floats for an int K, tensors otherwise."""
     return [d * (1.0 - K ** (-2 * j)) for j, d in enumerate(_SERIES_COEF, start=1)]
@@ -176,14 +203,9 @@ def geometric_log_normalizer(a: torch.Tensor, K: torch.Tensor | int) -> torch.Te
     """
     if isinstance(K, (int, np.integer)) and K == 2:
         return torch.nn.functional.softplus(a)
-    out_dtype = a.dtype
-    a = a.to(_work_dtype(a))
-    if torch.is_tensor(K):
-        K = K.to(a.dtype)
-    x = K * a
-    small = x.abs() < _series_x(a.dtype)
+    a, K, small, t_safe, out_dtype = _split_at_zero(a, K, _series_x(_work_dtype(a)))
     # each branch sees only the inputs it is valid for, so no inf/NaN leaks into grads
-    t_safe = torch.where(small, torch.ones_like(a), a.abs())
+    x = K * a
     closed = (K - 1) * torch.clamp(torch.where(small, 0.0, a), min=0) + torch.log(
         -torch.expm1(-K * t_safe)) - torch.log(-torch.expm1(-t_safe))
     x_safe = torch.where(small, x, torch.zeros_like(x))
@@ -207,13 +229,8 @@ def geometric_mean(a: torch.Tensor, K: torch.Tensor | int) -> torch.Tensor:
     """
     if isinstance(K, (int, np.integer)) and K == 2:
         return torch.sigmoid(a)
-    out_dtype = a.dtype
-    a = a.to(_work_dtype(a))
-    if torch.is_tensor(K):
-        K = K.to(a.dtype)
+    a, K, small, t_safe, out_dtype = _split_at_zero(a, K, _series_x(_work_dtype(a)))
     x = K * a
-    small = x.abs() < _series_x(a.dtype)
-    t_safe = torch.where(small, torch.ones_like(a), a.abs())
     m = torch.exp(-t_safe) / (-torch.expm1(-t_safe)) - K * torch.exp(-K * t_safe) / (
         -torch.expm1(-K * t_safe))
     closed = torch.where(a > 0, K - 1 - m, m)
@@ -238,14 +255,8 @@ def geometric_sample(
     """
     if isinstance(K, (int, np.integer)) and K == 2:
         return (u < torch.sigmoid(a)).to(a.dtype)
-    out_dtype = a.dtype
-    a = a.to(_work_dtype(a))
+    a, K, small, t_safe, out_dtype = _split_at_zero(a, K, _UNIFORM_X)
     u = u.to(a.dtype)
-    if torch.is_tensor(K):
-        K = K.to(a.dtype)
-    t = a.abs()
-    small = t * K < _UNIFORM_X
-    t_safe = torch.where(small, torch.ones_like(t), t)
     c = -torch.expm1(-K * t_safe)
     k = torch.floor(-torch.log1p(-u * c) / t_safe)
     k = torch.minimum(torch.clamp(k, min=0), K - 1 + torch.zeros_like(k))
@@ -276,15 +287,17 @@ class DomainVector:
         self.n = len(self.domains)
         unique = set(self.domains)
         self.uniform = len(unique) <= 1
+        # per unit, float64: lo, step, K; whether the codes are spins (±1), the top code
+        self._lo_np = np.array([d.lo for d in self.domains], dtype=np.float64)
+        self._step_np = np.array([d.step for d in self.domains], dtype=np.float64)
+        self._K_np = np.array([d.levels for d in self.domains], dtype=np.float64)
+        self._spin_np = np.array([d.name == "spin" for d in self.domains], dtype=bool)
         if self.uniform:
             d = self.domains[0] if self.domains else BINARY
             self._lo: float | torch.Tensor = d.lo
             self._step: float | torch.Tensor = d.step
             self._K: int | torch.Tensor = d.levels
         else:
-            self._lo_np = np.array([d.lo for d in self.domains])
-            self._step_np = np.array([d.step for d in self.domains])
-            self._K_np = np.array([d.levels for d in self.domains], dtype=np.float64)
             self._cache: dict[tuple[torch.dtype, torch.device], tuple] = {}
         self.max_levels = max((d.levels for d in self.domains), default=2)
 
@@ -341,33 +354,36 @@ class DomainVector:
         )
         return torch.where(is_spin, values, torch.round(values / step))
 
-    def invalid_codes(self, codes: np.ndarray) -> np.ndarray:
+    def invalid_codes(self, codes: np.ndarray | torch.Tensor) -> np.ndarray | torch.Tensor:
         """Boolean mask (same shape as ``codes``, last axis = units) of codes outside the
         domain: spins not in {-1, +1}, other codes not an integer in ``0..K-1`` (NaN and
-        infinities included). One vectorised pass over all columns.
+        infinities included). One vectorised pass over all columns; a numpy array gives
+        a numpy mask, a tensor a tensor mask on its device.
 
         >>> from pgm_boltz.domains import DomainVector, BINARY, SPIN
         >>> DomainVector([BINARY, SPIN]).invalid_codes(np.array([[1.0, 0.0]])).tolist()
         [[False, True]]
         """
-        codes = np.asarray(codes, dtype=np.float64)
-        if self.uniform and self.domains and self.domains[0].levels == 2:
-            lo = -1.0 if self.domains[0].name == "spin" else 0.0
-            return (codes != lo) & (codes != 1.0)
-        is_spin = np.array([d.name == "spin" for d in self.domains], dtype=bool)
-        top = np.array([d.levels - 1.0 for d in self.domains])
+        if torch.is_tensor(codes):
+            v = codes if codes.is_floating_point() else codes.to(torch.float64)
+            top = torch.as_tensor(self._K_np - 1.0, dtype=v.dtype, device=v.device)
+            spin = torch.as_tensor(self._spin_np, device=v.device)
+            floor, where = torch.floor, torch.where
+        else:
+            v = np.asarray(codes, dtype=np.float64)
+            top, spin, floor, where = self._K_np - 1.0, self._spin_np, np.floor, np.where
+        if self.uniform and self.n and self.max_levels == 2:
+            return (v != self.domains[0].lo) & (v != 1.0)  # lo: 0 (binary) or -1 (spin)
         with np.errstate(invalid="ignore"):
-            ok_code = (codes >= 0) & (codes <= top) & (np.floor(codes) == codes)
-            if not is_spin.any():
+            ok_code = (v >= 0) & (v <= top) & (floor(v) == v)
+            if not spin.any():
                 return ~ok_code
-            return ~np.where(is_spin, np.abs(codes) == 1, ok_code)
+            return ~where(spin, abs(v) == 1, ok_code)
 
     def kinds_array(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(lo, step, levels) as float64 numpy arrays, for numba kernels."""
-        lo = np.array([d.lo for d in self.domains], dtype=np.float64)
-        step = np.array([d.step for d in self.domains], dtype=np.float64)
-        K = np.array([d.levels for d in self.domains], dtype=np.int64)
-        return lo, step, K
+        """(lo, step, levels) as numpy arrays (float64, float64, int64), for numba
+        kernels (fresh copies: the caller may write to them)."""
+        return self._lo_np.copy(), self._step_np.copy(), self._K_np.astype(np.int64)
 
     def log_size(self) -> float:
         """``sum_i log K_i``: the log of the number of joint states."""

@@ -40,7 +40,6 @@ sample sizes and split R-hat through ``pyro.ops.stats``.
 from __future__ import annotations
 
 import math
-import weakref
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -192,30 +191,6 @@ class _Pair:
     w: torch.Tensor | None = None
 
 
-# per model: (plan, DomainVector of each colour class), reused while the plan is the same
-_BLOCK_DOMAINS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-
-
-def _block_domains(model) -> list[DomainVector]:
-    hit = _BLOCK_DOMAINS.get(model)
-    if hit is None or hit[0] is not model.plan:
-        hit = (model.plan, [DomainVector([model.spec.domains[i] for i in ix])
-                            for ix in model.plan.block_index])
-        _BLOCK_DOMAINS[model] = hit
-    return hit[1]
-
-
-_KINDS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-
-
-def _kinds(dv: DomainVector) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``dv.kinds_array()`` (lo, step, levels), computed once per DomainVector."""
-    hit = _KINDS.get(dv)
-    if hit is None:
-        hit = _KINDS[dv] = dv.kinds_array()
-    return hit
-
-
 class _Annealer:
     """Intermediate models ``p_β`` of one model and its base, with their block structure.
 
@@ -232,7 +207,8 @@ class _Annealer:
             b = model.bias.detach().to(dev, dt)
             b0 = base_bias.detach().to(dev, dt)
             self.index = [torch.as_tensor(ix, device=dev) for ix in model.plan.block_index]
-            self.dvs = _block_domains(model)
+            self.dvs = [DomainVector([model.spec.domains[i] for i in ix])
+                        for ix in model.plan.block_index]
             self.b = [b[ix] for ix in self.index]
             self.b0 = [b0[ix] for ix in self.index]
             self.db = [bb - bb0 for bb, bb0 in zip(self.b, self.b0)]
@@ -270,8 +246,8 @@ class _Annealer:
         from .engines.ais_kernels import TwoLevelProblem
 
         a, s = self.keep_block, self.sum_block
-        lo_a, step_a, _ = _kinds(self.dvs[a])
-        lo_s, step_s, _ = _kinds(self.dvs[s])
+        lo_a, step_a, _ = self.dvs[a].kinds_array()
+        lo_s, step_s, _ = self.dvs[s].kinds_array()
         np64 = lambda v: v.detach().to("cpu", torch.float64).numpy()
         return TwoLevelProblem(np64(self.W_as), np64(self.b[a]), np64(self.b0[a]),
                                np64(self.b[s]), np64(self.b0[s]), lo_a, step_a, lo_s,
@@ -437,7 +413,7 @@ class _Annealer:
         if not prob.finite:  # as the torch steps would: non-finite weights, then an error
             n = next(x for x in xs if x is not None).shape[0]
             return torch.full((n,), math.nan, dtype=torch.float64)
-        lo, step, _ = _kinds(self.dvs[a])
+        lo, step, _ = self.dvs[a].kinds_array()
         x = xs[a].detach().to("cpu", torch.float64).numpy()
         t = np.ascontiguousarray(np.rint((x - lo) / step), dtype=np.uint8)
         C = t.shape[0]

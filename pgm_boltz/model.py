@@ -289,12 +289,10 @@ class BoltzmannMachine(nn.Module):
         if bad.any():
             r, c = map(int, np.argwhere(bad)[0])
             dom = self.visible_domains.domains[c]
-            allowed = {"spin": "-1 or +1", "binary": "0 or 1"}.get(
-                dom.name, f"an integer in 0..{dom.levels - 1}")
             raise DataError(
                 f"{name} row {r}, column {c} (node {self.visible_nodes[c]!r}) has value "
-                f"{float(arr[r, c])!r}; the node's domain {dom.describe()} takes {allowed}"
-                f" ({int(bad.sum())} bad values in all)")
+                f"{float(arr[r, c])!r}; the node's domain {dom.describe()} takes "
+                f"{dom.codes_text()} ({int(bad.sum())} bad values in all)")
         t = torch.as_tensor(arr, dtype=self.dtype, device=self.device)
         return self.visible_domains.encode(t)
 

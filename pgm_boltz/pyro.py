@@ -101,10 +101,8 @@ class VisibleCodes(constraints.Constraint):
     event_dim = 1
 
     def __init__(self, domains: Any) -> None:
-        doms = domains.domains if isinstance(domains, DomainVector) else list(domains)
-        self.domains = doms
-        self._spin = torch.tensor([d.name == "spin" for d in doms])
-        self._top = torch.tensor([float(d.levels - 1) for d in doms], dtype=torch.float64)
+        self._dv = domains if isinstance(domains, DomainVector) else DomainVector(domains)
+        self.domains = self._dv.domains
         super().__init__()
 
     def check(self, value: torch.Tensor) -> torch.Tensor:
@@ -112,13 +110,7 @@ class VisibleCodes(constraints.Constraint):
         if value.dim() == 0 or value.shape[-1] != len(self.domains):
             return torch.zeros(value.shape[:-1] if value.dim() else (), dtype=torch.bool,
                                device=value.device)
-        spin = self._spin.to(value.device)
-        top = self._top.to(device=value.device, dtype=value.dtype
-                           if value.is_floating_point() else torch.float64)
-        v = value if value.is_floating_point() else value.to(torch.float64)
-        ok_spin = (v == -1) | (v == 1)
-        ok_level = (v >= 0) & (v <= top) & (torch.floor(v) == v)
-        return torch.where(spin, ok_spin, ok_level).all(-1)
+        return ~self._dv.invalid_codes(value).any(-1)
 
     def __repr__(self) -> str:
         return f"VisibleCodes({', '.join(d.describe() for d in self.domains)})"
@@ -354,15 +346,13 @@ class BoltzmannDistribution(TorchDistribution):
         if not bool(ok.all()):
             row = tuple(int(i) for i in (~ok).nonzero()[0]) if ok.dim() else ()
             entry = value[row]
-            col = next(i for i, d in enumerate(m.visible_domains.domains)
-                       if not VisibleCodes([d]).check(entry[i:i + 1]))
+            col = int(m.visible_domains.invalid_codes(entry).nonzero()[0, 0])
             dom = m.visible_domains.domains[col]
-            allowed = {"spin": "-1 or +1", "binary": "0 or 1"}.get(
-                dom.name, f"an integer in 0..{dom.levels - 1}")
             raise DataError(
                 f"value{list(row) if row else ''}[{col}] (node {m.visible_nodes[col]!r}) is "
                 f"{float(entry[col])!r}, outside the support: the node's domain "
-                f"{dom.describe()} takes {allowed} ({int((~ok).sum())} bad rows in all)")
+                f"{dom.describe()} takes {dom.codes_text()} ({int((~ok).sum())} bad rows "
+                "in all)")
 
     def _codes(self, value: Any) -> torch.Tensor:
         m = self.model
