@@ -97,14 +97,7 @@ def save_grid(real: np.ndarray, means: np.ndarray, raw: np.ndarray, size: int, p
     import matplotlib.pyplot as plt
 
     def tile(x: np.ndarray) -> np.ndarray:
-        rows = int(np.ceil(len(x) / cols))
-        pad = 1
-        canvas = np.ones((rows * (size + pad) + pad, cols * (size + pad) + pad, 3))
-        for i, p in enumerate(x.reshape(-1, size, size, 3)):
-            r, c = divmod(i, cols)
-            canvas[pad + r * (size + pad):pad + r * (size + pad) + size,
-                   pad + c * (size + pad):pad + c * (size + pad) + size] = p
-        return np.clip(canvas, 0, 1)
+        return np.clip(pb.datasets.tile(x, (size, size, 3), cols=cols, fill=1.0), 0, 1)
 
     panels = [("real patches", real), ("generated: E[v | h]", means),
               ("generated: a draw of v given the same h", raw)]

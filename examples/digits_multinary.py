@@ -58,13 +58,8 @@ def save_grid(test: np.ndarray, samples: np.ndarray, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    def tile(x: np.ndarray, cols: int = 10) -> np.ndarray:
-        rows = int(np.ceil(len(x) / cols))
-        canvas = np.full((rows * 9 + 1, cols * 9 + 1), np.nan)
-        for i, d in enumerate(x.reshape(-1, 8, 8)):
-            r, c = divmod(i, cols)
-            canvas[1 + 9 * r:9 + 9 * r, 1 + 9 * c:9 + 9 * c] = d
-        return canvas
+    def tile(x: np.ndarray) -> np.ndarray:
+        return pb.datasets.tile(x, (8, 8))
 
     fig, axes = plt.subplots(1, 2, figsize=(10, 5.4))
     for ax, (title, x) in zip(axes, [("test digits", test), ("exact model samples", samples)]):

@@ -11,7 +11,7 @@ import numpy as np
 
 from .errors import DataError
 
-__all__ = ["load_digits"]
+__all__ = ["load_digits", "tile"]
 
 
 def load_digits(levels: int = 2) -> tuple[np.ndarray, np.ndarray]:
@@ -40,3 +40,28 @@ def load_digits(levels: int = 2) -> tuple[np.ndarray, np.ndarray]:
     elif levels != 17:
         X = np.round(X * (levels - 1) / 16.0)
     return X[:1497].copy(), X[-300:].copy()
+
+
+def tile(images: np.ndarray, shape: tuple[int, ...], cols: int = 10, pad: int = 1,
+         fill: float = np.nan) -> np.ndarray:
+    """Lay images out on a grid for ``imshow``: image ``i`` (reshaped to ``shape``, e.g.
+    ``(8, 8)`` or ``(8, 8, 3)``) goes to row ``i // cols``, column ``i % cols``, with
+    ``pad`` pixels of ``fill`` around and between them.
+
+    The canvas is ``(rows (h + pad) + pad, cols (w + pad) + pad, *shape[2:])`` with
+    ``rows = ceil(n / cols)``.
+
+    >>> t = tile(np.arange(8.0), (2, 2), cols=2, fill=0)
+    >>> t.shape, t[1:3, 4:6].tolist()
+    ((4, 7), [[4.0, 5.0], [6.0, 7.0]])
+    """
+    x = np.asarray(images, dtype=np.float64).reshape(-1, *shape)
+    h, w = shape[:2]
+    rows = -(-len(x) // cols)
+    canvas = np.full((rows * (h + pad) + pad, cols * (w + pad) + pad, *shape[2:]), fill,
+                     dtype=np.float64)
+    for i, im in enumerate(x):
+        r, c = divmod(i, cols)
+        canvas[pad + r * (h + pad):pad + r * (h + pad) + h,
+               pad + c * (w + pad):pad + c * (w + pad) + w] = im
+    return canvas
