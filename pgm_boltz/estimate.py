@@ -407,6 +407,7 @@ class _Annealer:
         """:meth:`anneal` by :func:`pgm_boltz.engines.ais_kernels.anneal_two_level`: the
         carried class as levels (uint8), one random stream per chain seeded from ``gen``."""
         from .engines import ais_kernels
+        from .engines.threads import run_split
 
         a = self.keep_block
         prob = self.kernel
@@ -426,7 +427,6 @@ class _Annealer:
         # threads (torch's count) over disjoint ranges of chains, when each thread's
         # share is well above the cost of starting it
         n_thr = max(1, min(torch.get_num_threads(), C, (per_step * (K - 1)) >> 22))
-        bounds = np.linspace(0, C, n_thr + 1).round().astype(int)
         # stretches of the schedule between progress updates
         chunk = max(1, _KERNEL_CHUNK // per_step) if progress else K
         bar = None
@@ -434,27 +434,14 @@ class _Annealer:
             from tqdm.auto import tqdm
 
             bar = tqdm(total=K - 1, desc=desc, leave=False, mininterval=0.5)
-        pool = None
-        if n_thr > 1:
-            from concurrent.futures import ThreadPoolExecutor
-
-            pool = ThreadPoolExecutor(n_thr)
         try:
             for k0 in range(1, K, chunk):
                 k1 = min(K, k0 + chunk)
-                if pool is None:
-                    ais_kernels.anneal_two_level(prob, t, lw, rng, beta_arr, k0, k1)
-                else:
-                    jobs = [pool.submit(ais_kernels.anneal_two_level, prob, t[c0:c1],
-                                        lw[c0:c1], rng[c0:c1], beta_arr, k0, k1)
-                            for c0, c1 in zip(bounds[:-1], bounds[1:])]
-                    for job in jobs:
-                        job.result()
+                run_split(lambda c0, c1, k0=k0, k1=k1: ais_kernels.anneal_two_level(
+                    prob, t[c0:c1], lw[c0:c1], rng[c0:c1], beta_arr, k0, k1), C, n_thr)
                 if bar is not None:
                     bar.update(k1 - k0)
         finally:
-            if pool is not None:
-                pool.shutdown()
             if bar is not None:
                 bar.close()
         return torch.from_numpy(lw).to(self.model.device)

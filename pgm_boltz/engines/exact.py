@@ -30,8 +30,6 @@ updating the fields incrementally in O(|E| + |S|).
 from __future__ import annotations
 
 import math
-import os
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numba as nb
@@ -39,6 +37,7 @@ import numpy as np
 import torch
 
 from ..domains import DomainVector
+from .threads import run_split
 
 __all__ = ["ExactProblem", "exact_log_partition", "exact_moments", "exact_sample_enumerated"]
 
@@ -475,27 +474,6 @@ def _table_groups(g0, g1, bounds, loE, stepE, KE, bE, WEE, loS, stepS, KS, bS, W
         out_logz[g] = shift
 
 
-_POOL: list = []  # [executor, workers, pid]: a lazily created pool shared by all models
-
-
-def _run_chunks(kernel, n_chunks: int, args: tuple) -> None:
-    """Run ``kernel(c0, c1, *args)`` over ``range(n_chunks)``, split into contiguous
-    ranges across ``numba.config.NUMBA_NUM_THREADS`` threads (the kernels release the GIL)."""
-    threads = max(1, min(nb.config.NUMBA_NUM_THREADS, n_chunks))
-    if threads == 1:
-        kernel(0, n_chunks, *args)
-        return
-    # a new pool when none, too small, or inherited through fork (its threads are gone)
-    if not _POOL or _POOL[1] < threads or _POOL[2] != os.getpid():
-        _POOL[:] = [ThreadPoolExecutor(max_workers=threads, thread_name_prefix="pgm_exact"),
-                    threads, os.getpid()]
-    bounds = np.linspace(0, n_chunks, threads + 1).astype(np.int64)
-    futures = [_POOL[0].submit(kernel, int(bounds[i]), int(bounds[i + 1]), *args)
-               for i in range(threads) if bounds[i + 1] > bounds[i]]
-    for f in futures:
-        f.result()
-
-
 @nb.njit(cache=True)
 def _sample_kernel(loE, stepE, KE, bE, WEE, loS, stepS, KS, bS, WES, n_states, logz, u):
     nE = loE.shape[0]
@@ -647,10 +625,9 @@ def _walk(problem: ExactProblem, moments: bool, full_ss: bool) -> tuple:
                 z((G, 0, 0)), z((G, 0, 0))]
     shift, C = np.full(G, -np.inf), z(G)
     p = problem
-    _run_chunks(_table_groups, G,
-                (bounds, p.loE, p.stepE, p.KE, p.bE, p.WEE, p.loS, p.stepS, p.KS, p.bS,
-                 p.WES, n_low, _binary_summed(p), moments, full_ss, *table, shift, C,
-                 *sums))
+    args = (bounds, p.loE, p.stepE, p.KE, p.bE, p.WEE, p.loS, p.stepS, p.KS, p.bS, p.WES,
+            n_low, _binary_summed(p), moments, full_ss, *table, shift, C, *sums)
+    run_split(lambda g0, g1: _table_groups(g0, g1, *args), G, nb.config.NUMBA_NUM_THREADS)
     logz_g = shift + np.log(C)
     logz = float(np.logaddexp.reduce(logz_g))
     scale = np.exp(shift - logz)  # group sums are relative to e^shift
