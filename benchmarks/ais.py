@@ -41,7 +41,7 @@ import time
 import torch
 
 import pgm_boltz as pb
-from pgm_boltz import estimate
+from pgm_boltz.inference import ais as estimate
 
 TOL = 0.1
 #: torch CPU threads for every timed run (numba's OpenMP layer, started by the exact
@@ -117,7 +117,7 @@ def ais_runner(m, n_chains: int, data=None, **kw):
 
 def backend_of(m) -> str:
     """The backend ``backend="auto"`` picks for the model (CPU: numba or torch)."""
-    return "numba" if estimate._Annealer(m, m.bias, True).kernel is not None else "torch"
+    return "numba" if estimate._Annealer(m, m.bias, True, "auto").kernel is not None else "torch"
 
 
 def have_rbms() -> bool:

@@ -79,7 +79,7 @@ def rbm_model(n_v: int, n_h: int, seed: int = 0) -> pb.BoltzmannMachine:
 
 def _jit_state() -> str:
     """Whether the exact engine's numba kernels were compiled or loaded from the cache."""
-    from pgm_boltz.engines import exact as ex
+    from pgm_boltz.engines import enum_kernels as ex
 
     hits = misses = 0
     for f in vars(ex).values():
@@ -202,7 +202,7 @@ def pgmpy_log_z(model: pb.BoltzmannMachine, timeout: float, mem_gb: float,
     except ImportError:
         return "pgmpy not installed (pip install pgmpy)"
     d = model.spec.domains[0]
-    args = (model.bias.detach().double().numpy(), model._edges_np,
+    args = (model.bias.detach().double().numpy(), model.edge_array,
             model.weight.detach().double().numpy(), d.lo, d.step)
     ctx = mp.get_context("fork" if sys.platform != "win32" else "spawn")
     queue = ctx.Queue()
@@ -254,7 +254,7 @@ def bench(name: str, model: pb.BoltzmannMachine, baseline, repeats: int,
     t_a, out_a = timed(baseline, repeats)
     z_a = out_a[0]
     # the baseline's moments must agree with the engine's gradient
-    e = model._edges_np
+    e = model.edge_array
     if len(out_a) == 3:  # FC: mean, second
         err_m = max(float((gb - out_a[1]).abs().max()),
                     float((gw - out_a[2][e[:, 0], e[:, 1]]).abs().max()))

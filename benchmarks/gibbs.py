@@ -32,7 +32,7 @@ import numpy as np
 import torch
 
 import pgm_boltz as pb
-from pgm_boltz.engines.gibbs import BlockSampler
+from pgm_boltz.samplers import gibbs_sampler
 
 COUPLING = 0.4
 L = 64
@@ -60,15 +60,15 @@ def nn_corr(x: np.ndarray, nodes: list, edges: list) -> float:
 def bench_ours(G: nx.Graph, chains: int, sweeps: int, backend: str = "auto") -> dict:
     t0 = time.perf_counter()
     model = pb.compile(G, seed=0)
-    sampler = BlockSampler(model, backend=backend)
+    sampler = gibbs_sampler(model, backend=backend)
     gen = torch.Generator().manual_seed(0)
-    x = sampler.init_state(chains, gen)
-    sampler.sweep(x, gen, 1)  # JIT (or numba cache load) happens here
+    x = sampler.init(chains, gen)
+    sampler.sweep(x, 1, generator=gen)  # JIT (or numba cache load) happens here
     setup = time.perf_counter() - t0
     dt = float("inf")
     for _ in range(REPEATS):
         t0 = time.perf_counter()
-        sampler.sweep(x, gen, sweeps)
+        sampler.sweep(x, sweeps, generator=gen)
         dt = min(dt, time.perf_counter() - t0)
     return {"rate": chains * model.n_nodes * sweeps / dt, "setup": setup, "sweeps": sweeps,
             "x": x.numpy(), "nodes": model.nodes, "edges": model.edges,
@@ -81,10 +81,10 @@ def interleaved(graphs: dict, chains: int, sweeps: int) -> dict:
     for key, G in graphs.items():
         t0 = time.perf_counter()
         model = pb.compile(G, seed=0)
-        sampler = BlockSampler(model)
+        sampler = gibbs_sampler(model)
         gen = torch.Generator().manual_seed(0)
-        x = sampler.init_state(chains, gen)
-        sampler.sweep(x, gen, 1)
+        x = sampler.init(chains, gen)
+        sampler.sweep(x, 1, generator=gen)
         state[key] = {"sampler": sampler, "gen": gen, "x": x, "n": model.n_nodes,
                       "setup": time.perf_counter() - t0, "dt": float("inf"),
                       "blocks": len(model.plan.blocks), "backend": sampler.backend}
@@ -183,11 +183,11 @@ def lattice_memory(n: int) -> dict:
     m = len(model.edges)
     params = sum(p.numel() * p.element_size() for p in model.parameters())
     buffers = sum(b.numel() * b.element_size() for b in model.buffers())
-    sampler = BlockSampler(model)
+    sampler = gibbs_sampler(model)
     gen = torch.Generator().manual_seed(0)
-    x = sampler.init_state(1, gen)
+    x = sampler.init(1, gen)
     t0 = time.perf_counter()
-    sampler.sweep(x, gen, 10)
+    sampler.sweep(x, 10, generator=gen)
     rate = model.n_nodes * 10 / (time.perf_counter() - t0)
     return {"n": model.n_nodes, "m": m, "storage": model.plan.storage,
             "engine": model.plan.engine, "params": params, "buffers": buffers,

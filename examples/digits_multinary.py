@@ -26,7 +26,6 @@ import numpy as np
 import torch
 
 import pgm_boltz as pb
-from pgm_boltz.training import data_bias
 
 K = 17
 
@@ -47,7 +46,7 @@ def independent_nll(train: np.ndarray, test: np.ndarray, levels: int = K) -> flo
     model = pb.compile(pb.graphs.rbm(train.shape[1], 0, domain="multinary", levels=levels),
                        dtype=torch.float64)
     with torch.no_grad():
-        model.bias.copy_(data_bias(model.visible_domains, model.encode_data(train).mean(0)))
+        model.bias.copy_(model.visible_domains.bias_for_mean(model.encode_data(train).mean(0)))
         return float(-model.log_prob(test).mean())
 
 

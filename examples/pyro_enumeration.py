@@ -76,7 +76,7 @@ def brute_force_log_likelihood(rbm: pb.BoltzmannMachine, mu: torch.Tensor,
     """``log p(x)`` by listing every joint state (z, h) of the RBM by hand (numpy)."""
     b = rbm.bias.detach().numpy()
     w = rbm.weight.detach().numpy()
-    edges = rbm._edges_np
+    edges = rbm.edge_array
     states = np.array(list(itertools.product([0.0, 1.0], repeat=rbm.n_nodes)))
     logw = states @ b + (states[:, edges[:, 0]] * states[:, edges[:, 1]]) @ w
     log_joint = logw - np.logaddexp.reduce(logw)

@@ -17,14 +17,20 @@ from __future__ import annotations
 import math
 import numbers
 from collections.abc import Hashable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import networkx as nx
 import numpy as np
 import torch
 
+from ._validation import check_choice
+from .compiler import analyse
 from .domains import DomainVector
 from .errors import DataError
+from .inference.sampling import sample as _sample
+
+if TYPE_CHECKING:
+    from .model import EnergyModel
 
 __all__ = ["ConditionedModel", "condition"]
 
@@ -52,10 +58,10 @@ class ConditionedModel:
     (torch.Size([3, 4]), ['v1', 'v2', 'v3'])
     """
 
-    def __init__(self, model, evidence: Mapping[Hashable, Any], engine: str = "auto",
-                 max_exact_states: int | None = None) -> None:
-        from . import compile as pb_compile
-
+    def __init__(self, model: EnergyModel, evidence: Mapping[Hashable, Any],
+                 engine: str = "auto", max_exact_states: int | None = None) -> None:
+        check_choice("engine", engine, ("auto", "exact", "block-gibbs", "chromatic-gibbs"),
+                     where="condition")
         self.model = model
         index = {u: i for i, u in enumerate(model.nodes)}
         if not isinstance(evidence, Mapping):
@@ -88,9 +94,9 @@ class ConditionedModel:
         order = np.argsort(ev_idx, kind="stable")
         self.evidence_index = np.asarray(ev_idx, dtype=np.int64)[order]
         self.evidence_codes = np.asarray(ev_codes, dtype=np.float64)[order]
-        s_E = np.array([code if model.spec.domains[i].name == "spin"
-                        else code * model.spec.domains[i].step
-                        for i, code in zip(self.evidence_index, self.evidence_codes)])
+        ev_doms = DomainVector([model.spec.domains[i] for i in self.evidence_index])
+        s_E = ev_doms.encode(torch.as_tensor(self.evidence_codes)).numpy() \
+            if len(self.evidence_index) else np.zeros(0)
         self.evidence_values = s_E
         n = model.n_nodes
         is_ev = np.zeros(n, dtype=bool)
@@ -100,7 +106,7 @@ class ConditionedModel:
         with torch.no_grad():
             b = model.bias.detach().cpu().double().numpy()
             w = model.weight.detach().cpu().double().numpy()
-        e = model._edges_np
+        e = model.edge_array
         s_full = np.zeros(n)
         s_full[self.evidence_index] = s_E
         # adjusted biases b'_j = b_j + sum_{i in E} W_ij s_i (both edge directions)
@@ -121,17 +127,16 @@ class ConditionedModel:
         G = nx.Graph()
         for i in self.free_index:
             dom = model.spec.domains[i]
-            attrs: dict = {"role": "visible", "domain": dom.name, "bias": float(b_adj[i])}
-            if dom.name == "multinary":
-                attrs["levels"] = dom.levels
+            attrs: dict = {"role": "visible", "bias": float(b_adj[i]), **dom.attrs()}
             G.add_node(model.nodes[i], **attrs)
         if len(e):
             keep = ~is_ev[e[:, 0]] & ~is_ev[e[:, 1]]
             for (i, j), wij in zip(e[keep], w[keep]):
                 G.add_edge(model.nodes[i], model.nodes[j], weight=float(wij))
-        self.sub = pb_compile(
-            G, engine=engine, device=model.device, dtype=model.dtype,
-            max_exact_states=max_exact_states or model.plan.max_exact_states)
+        spec, plan = analyse(G, engine=engine, storage=model.plan.storage,
+                             max_exact_states=max_exact_states or model.plan.max_exact_states)
+        #: the sub-model, of the parent's own class (so it has the parent's methods)
+        self.sub = type(model)(spec, plan, device=model.device, dtype=model.dtype)
         self.plan = self.sub.plan
 
     # ------------------------------------------------------------------ sampling
@@ -159,8 +164,8 @@ class ConditionedModel:
             chosen = method or ("exact" if self.sub.plan.engine == "exact" else "gibbs")
             if chosen == "exact":
                 kwargs.pop("steps", None)  # exact draws need no sweeps
-            free = self.sub.sample(n, seed=seed, method=method, return_hidden=True,
-                                   **kwargs)
+            free = _sample(self.sub, n, seed=seed, method=method, return_hidden=True,
+                           **kwargs)
         if not joint:
             return free
         out = torch.empty(n, m.n_nodes, dtype=m.dtype, device=m.device)
@@ -185,7 +190,7 @@ class ConditionedModel:
         if self.sub is None:
             return self.offset
         with torch.no_grad():
-            return float(self.sub.log_partition()) + self.offset
+            return float(self.sub.exact_log_partition()) + self.offset
 
     def marginals(self) -> dict[Hashable, np.ndarray]:
         """Exact ``P(s_j = level k | x_E)`` for every free node (level order).

@@ -105,7 +105,8 @@ def _save_curves(history: list[dict], path: str, baseline: float) -> None:
 
 def independent_nll(train: Any, test: Any) -> float:
     """Held-out NLL (nats per row) of independent pixels at the training marginals
-    (clipped like :func:`pgm_boltz.training.data_bias`): the baseline a model must beat.
+    (clipped like :meth:`pgm_boltz.domains.DomainVector.bias_for_mean`): the baseline a
+    model must beat.
 
     >>> import numpy as np
     >>> round(independent_nll(np.array([[0.0], [1.0]]), np.array([[1.0]])), 4)

@@ -1,8 +1,9 @@
 """Graph constructors: ordinary ``networkx.Graph`` objects declaring Boltzmann machines.
 
-Each node carries ``role`` ("visible" | "hidden") and ``domain`` ("binary" | "spin" |
-"multinary" with ``levels``); edges may carry an initial ``weight`` and nodes an
-initial ``bias``. Pass the result to :func:`pgm_boltz.compile`.
+Each node carries ``role`` ("visible" | "hidden") and ``domain`` (a registered domain:
+"binary", "spin", "multinary" with ``levels``, "finite" with ``values``, ...); edges may
+carry an initial ``weight`` and nodes an initial ``bias``. Pass the result to
+:func:`pgm_boltz.compile`.
 """
 
 from __future__ import annotations
@@ -11,21 +12,25 @@ from collections.abc import Hashable, Sequence
 
 import networkx as nx
 
+from .domains import parse_domain
 from .errors import GraphError
 
 __all__ = ["dbm", "fully_connected", "lattice", "rbm", "triangular_lattice"]
 
-_DOMAINS = ("binary", "spin", "multinary")
-
-
-def _node_attrs(role: str, domain: str, levels: int | None) -> dict:
-    if domain not in _DOMAINS:
-        raise GraphError(f"unknown domain {domain!r}; use one of {_DOMAINS}")
+def _node_attrs(role: str, domain: str, levels: int | None,
+                values: Sequence[float] | None = None) -> dict:
+    """The attributes of a node with ``role`` in ``domain`` (checked by the domain)."""
     attrs: dict = {"role": role, "domain": domain}
-    if domain == "multinary":
-        if levels is None:
-            raise GraphError("domain='multinary' needs levels=K (an integer >= 2)")
+    if levels is not None:
         attrs["levels"] = levels
+    if values is not None:
+        attrs["values"] = [float(v) for v in values]
+    tag = f"<{role} {domain}>"
+    try:
+        parse_domain(attrs, tag)
+    except GraphError as err:
+        msg = str(err).replace(f"node {tag!r}: ", "").replace(f"node {tag!r} ", "")
+        raise GraphError(f"{role} nodes: {msg}") from None
     return attrs
 
 
@@ -42,11 +47,15 @@ def rbm(
     hidden_domain: str | None = None,
     levels: int | None = None,
     hidden_levels: int | None = None,
+    values: Sequence[float] | None = None,
+    hidden_values: Sequence[float] | None = None,
 ) -> nx.Graph:
     """A restricted Boltzmann machine: complete bipartite graph visible × hidden.
 
     Visible nodes are named ``"v0".."v{n_visible-1}"``, hidden ``"h0".."h{n_hidden-1}"``.
-    Energy ``E(v, h) = -v^T W h - b^T v - c^T h``.
+    Energy ``E(v, h) = -v^T W h - b^T v - c^T h``. ``levels`` / ``values`` (and their
+    ``hidden_`` twins) declare multinary / finite units. Hidden units default to the
+    visible domain, except binary hidden units under multinary or finite visible ones.
 
     Examples
     --------
@@ -57,18 +66,21 @@ def rbm(
     """
     _check_count("n_visible", n_visible)
     _check_count("n_hidden", n_hidden, 0)
-    hidden_domain = hidden_domain or ("binary" if domain == "multinary" else domain)
+    if hidden_domain is None:
+        hidden_domain = "binary" if domain in ("multinary", "finite") else domain
     G = nx.Graph()
     vis = [f"v{i}" for i in range(n_visible)]
     hid = [f"h{j}" for j in range(n_hidden)]
-    G.add_nodes_from(vis, **_node_attrs("visible", domain, levels))
-    G.add_nodes_from(hid, **_node_attrs("hidden", hidden_domain, hidden_levels))
+    G.add_nodes_from(vis, **_node_attrs("visible", domain, levels, values))
+    G.add_nodes_from(hid, **_node_attrs("hidden", hidden_domain, hidden_levels,
+                                        hidden_values))
     G.add_edges_from((v, h) for v in vis for h in hid)
     return G
 
 
 def fully_connected(n_visible: int, n_hidden: int = 0, domain: str = "binary",
-                    levels: int | None = None) -> nx.Graph:
+                    levels: int | None = None,
+                    values: Sequence[float] | None = None) -> nx.Graph:
     """A fully connected Boltzmann machine on ``n_visible + n_hidden`` units.
 
     Every pair of units is coupled: ``E(x) = -sum_{i<j} W_ij s_i s_j - sum_i b_i s_i``.
@@ -82,15 +94,15 @@ def fully_connected(n_visible: int, n_hidden: int = 0, domain: str = "binary",
     G = nx.Graph()
     vis = [f"v{i}" for i in range(n_visible)]
     hid = [f"h{j}" for j in range(n_hidden)]
-    G.add_nodes_from(vis, **_node_attrs("visible", domain, levels))
-    G.add_nodes_from(hid, **_node_attrs("hidden", domain, levels))
+    G.add_nodes_from(vis, **_node_attrs("visible", domain, levels, values))
+    G.add_nodes_from(hid, **_node_attrs("hidden", domain, levels, values))
     nodes = vis + hid
     G.add_edges_from((a, b) for i, a in enumerate(nodes) for b in nodes[i + 1:])
     return G
 
 
 def dbm(layer_sizes: Sequence[int], domain: str = "binary",
-        levels: int | None = None) -> nx.Graph:
+        levels: int | None = None, values: Sequence[float] | None = None) -> nx.Graph:
     """A deep Boltzmann machine: layers wired as complete bipartite graphs in a chain.
 
     Layer 0 is visible (``"v{i}"``), layer l >= 1 hidden (``"h{l}_{i}"``). Even and odd
@@ -110,7 +122,7 @@ def dbm(layer_sizes: Sequence[int], domain: str = "binary",
         names = [f"v{i}" for i in range(size)] if li == 0 else [
             f"h{li}_{i}" for i in range(size)]
         role = "visible" if li == 0 else "hidden"
-        G.add_nodes_from(names, layer=li, **_node_attrs(role, domain, levels))
+        G.add_nodes_from(names, layer=li, **_node_attrs(role, domain, levels, values))
         layers.append(names)
     for a, b in zip(layers[:-1], layers[1:]):
         G.add_edges_from((u, v) for u in a for v in b)

@@ -1,4 +1,4 @@
-"""BoltzmannMachine: the compiled model (a ``torch.nn.Module``).
+"""The core model: parameters, energy, local fields, free energy and data codes.
 
 Parameters are the declared graph's own: one bias per node (``bias``, shape (n,)) and one
 weight per edge (``weight``, shape (m,), edges in ``model.edges`` order). The energy of a
@@ -6,82 +6,65 @@ joint state ``s`` (values in each node's domain) is
 
     E(s) = - sum_{(i,j) in edges} W_ij s_i s_j - sum_i b_i s_i,     P(s) = exp(-E(s)) / Z.
 
-Engines derive what they need from those vectors: dense n × n couplings for the exact
-engine, block matrices between colour classes (a zero-copy view for complete bipartite
-pairs such as an RBM's) or edge lists (sparse storage) for the Gibbs engines.
+Couplings are applied by structure: between two colour classes the weights form a block
+matrix ``W_pq`` (a zero-copy view of ``weight`` for complete bipartite pairs such as an
+RBM's, a scatter into an ``n_p × n_q`` matrix otherwise), applied as matrix products;
+with sparse storage one sparse ``n × n`` matrix is applied instead. Memory is
+O(rows × units + edges), never rows × edges, and row batches are chunked.
+
+Exact work goes to the plan's exact engine (:mod:`pgm_boltz.engines`): ``log Z``
+(differentiable: its gradient is the exact moments), moments, marginals, exact samples,
+and the free energy's hidden part when hidden units are coupled among themselves.
+
+This module imports nothing above the engines: training, inference, sampling and Pyro
+live in higher layers, and the user-facing :class:`pgm_boltz.BoltzmannMachine` (in
+:mod:`pgm_boltz.machine`) adds them as methods.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Hashable, Mapping
-from typing import Any, NamedTuple
+from typing import Any
 
 import networkx as nx
 import numpy as np
 import torch
 from torch import nn
 
-from .compiler import Plan, Spec
+from ._validation import check_bool, make_generator
+from .compiler import Plan, Spec, hidden_problem
 from .domains import DomainVector
-from .engines import exact as _exact
-from .errors import DataError, IntractableError
+from .engines import Problem, get_engine
+from .errors import DataError
+from .results import LogPartition
 
-__all__ = ["BoltzmannMachine", "LogPartition"]
+__all__ = ["EnergyModel"]
 
-_FREE_ENERGY_CHUNK = 1 << 22  # elements per chunk when enumerating hidden states per row
-
-
-class LogPartition(NamedTuple):
-    """A log-partition value with its standard error (0 when exact)."""
-
-    value: float
-    stderr: float
+#: Elements per temporary when row batches are chunked (free energies, fields).
+ROW_CHUNK_ELEMENTS = 1 << 24
 
 
-class _ExactLogZ(torch.autograd.Function):
-    """``log Z(b, w)`` by the numba kernel; backward gives the exact moments:
-    ``d log Z / d b_i = <s_i>``, ``d log Z / d W_ij = <s_i s_j>``."""
-
-    @staticmethod
-    def forward(ctx, bias, weight, model):  # type: ignore[override]
-        need_grad = bias.requires_grad or weight.requires_grad
-        problem = model._exact_problem(bias, weight)
-        if need_grad:
-            mom = _exact.exact_moments(problem, model.n_nodes)
-            eu, ev = model._edges_np[:, 0], model._edges_np[:, 1]
-            ctx.save_for_backward(
-                torch.as_tensor(mom.mean, dtype=bias.dtype, device=bias.device),
-                torch.as_tensor(mom.second[eu, ev], dtype=weight.dtype, device=weight.device))
-            value = mom.log_z
-        else:
-            value = _exact.exact_log_partition(problem)
-        return torch.tensor(value, dtype=bias.dtype, device=bias.device)
-
-    @staticmethod
-    def backward(ctx, grad):  # type: ignore[override]
-        mean, pair = ctx.saved_tensors
-        return grad * mean, grad * pair, None
-
-
-class BoltzmannMachine(nn.Module):
-    """A compiled Boltzmann machine. Build it with :func:`pgm_boltz.compile`.
+class EnergyModel(nn.Module):
+    """A compiled pairwise energy model (the core of :class:`pgm_boltz.BoltzmannMachine`).
 
     Attributes
     ----------
-    plan: the compiler's :class:`~pgm_boltz.compiler.Plan`.
+    plan: the compiler's :class:`~pgm_boltz.compiler.Plan`; spec: the validated
+        declaration (:class:`~pgm_boltz.compiler.Spec`).
     nodes: all node names in graph order; ``visible_nodes``, ``hidden_nodes`` likewise.
-    edges: edge name pairs, aligned with ``weight``.
+    edges: edge name pairs, aligned with ``weight``; ``edge_array``: the same as node
+        indices, an (m, 2) int64 array.
     bias: ``nn.Parameter`` (n,); weight: ``nn.Parameter`` (m,).
+    visible_init: learned state set by ``fit``: the biases of the independent-unit model
+        of the training data's visible means (None before any fit); Gibbs chains and AIS
+        base models start from it.
 
     Examples
     --------
     >>> import pgm_boltz as pb
     >>> model = pb.compile(pb.graphs.rbm(4, 2), seed=0)
-    >>> model.plan.engine
-    'exact'
-    >>> round(float(model.log_partition()), 3) > 0
-    True
+    >>> model.n_visible, model.n_hidden, tuple(model.weight.shape)
+    (4, 2, (8,))
     """
 
     def __init__(self, spec: Spec, plan: Plan, device: torch.device | str | None = None,
@@ -98,25 +81,27 @@ class BoltzmannMachine(nn.Module):
         self.hidden_index = np.asarray(spec.hidden, dtype=np.int64)
         self.visible_nodes = [self.nodes[i] for i in self.visible_index]
         self.hidden_nodes = [self.nodes[i] for i in self.hidden_index]
-        self._edges_np = spec.edges.astype(np.int64)
-        self.edges = [(self.nodes[i], self.nodes[j]) for i, j in self._edges_np]
+        self.edge_array = spec.edges.astype(np.int64)
+        self.edges = [(self.nodes[i], self.nodes[j]) for i, j in self.edge_array]
         self.domains = DomainVector(spec.domains)
         self.visible_domains = DomainVector([spec.domains[i] for i in self.visible_index])
         self.hidden_domains = DomainVector([spec.domains[i] for i in self.hidden_index])
-        gen = torch.Generator().manual_seed(0 if seed is None else int(seed))
-        w0 = torch.randn(len(self._edges_np), generator=gen, dtype=torch.float64) * init_scale
+        gen = make_generator(0 if seed is None else seed)
+        w0 = torch.randn(len(self.edge_array), generator=gen, dtype=torch.float64) * init_scale
         declared_w = torch.as_tensor(spec.init_weight)
         w0 = torch.where(torch.isnan(declared_w), w0, declared_w)
         b0 = torch.as_tensor(spec.init_bias)
         b0 = torch.where(torch.isnan(b0), torch.zeros_like(b0), b0)
         self.bias = nn.Parameter(b0.to(device=device, dtype=dtype))
         self.weight = nn.Parameter(w0.to(device=device, dtype=dtype))
-        self.register_buffer("edge_index", torch.as_tensor(self._edges_np.T.copy()).to(device),
+        self.register_buffer("edge_index",
+                             torch.as_tensor(self.edge_array.T.copy()).to(device),
                              persistent=False)
+        self.register_buffer("visible_init", None)
         self._block_pairs = self._find_block_pairs()
-        self.history: list[dict] | None = None
-        # data-based visible biases from the last fit: Gibbs chains start from them
-        self.visible_init: torch.Tensor | None = None
+        self._problem = Problem(spec.domains, self.edge_array)
+        self._hidden_problem, _ = hidden_problem(spec)
+        self._index_cache: dict[tuple, torch.Tensor] = {}
 
     # ------------------------------------------------------------------ structure
     @property
@@ -135,9 +120,25 @@ class BoltzmannMachine(nn.Module):
     def dtype(self) -> torch.dtype:
         return self.bias.dtype
 
+    @property
+    def problem(self) -> Problem:
+        """The model's structure as an engine :class:`~pgm_boltz.engines.Problem`."""
+        return self._problem
+
     def extra_repr(self) -> str:
         return (f"nodes={self.n_nodes} (visible={self.n_visible}), edges={len(self.edges)}, "
                 f"engine={self.plan.engine!r}")
+
+    def index(self, which: str | np.ndarray) -> torch.Tensor:
+        """Node indices as a tensor on the model's device (cached for ``"visible"`` and
+        ``"hidden"``)."""
+        if isinstance(which, str):
+            key = (which, self.device)
+            if key not in self._index_cache:
+                arr = self.visible_index if which == "visible" else self.hidden_index
+                self._index_cache[key] = torch.as_tensor(arr, device=self.device)
+            return self._index_cache[key]
+        return torch.as_tensor(np.asarray(which, dtype=np.int64), device=self.device)
 
     def _find_block_pairs(self) -> list[dict]:
         """Runs of edges between two colour classes (contiguous by the compiler's order)."""
@@ -146,37 +147,37 @@ class BoltzmannMachine(nn.Module):
         for b, idx in enumerate(self.plan.block_index):
             block_of[idx] = b
             pos[idx] = np.arange(len(idx))
-        pairs = []
-        e = self._edges_np
+        pairs: list[dict] = []
+        e = self.edge_array
         if len(e) == 0:
             return pairs
         bu, bv = block_of[e[:, 0]], block_of[e[:, 1]]
-        start = 0
-        m = len(e)
-        while start < m:
-            stop = start
-            while stop < m and bu[stop] == bu[start] and bv[stop] == bv[start]:
-                stop += 1
+        change = np.flatnonzero((np.diff(bu) != 0) | (np.diff(bv) != 0)) + 1
+        starts = np.concatenate([[0], change])
+        stops = np.concatenate([change, [len(e)]])
+        for start, stop in zip(starts.tolist(), stops.tolist()):
             p, q = int(bu[start]), int(bv[start])
-            n_p = len(self.plan.block_index[p])
-            n_q = len(self.plan.block_index[q])
+            ip, iq = self.plan.block_index[p], self.plan.block_index[q]
             rows, cols = pos[e[start:stop, 0]], pos[e[start:stop, 1]]
-            complete = (stop - start) == n_p * n_q  # row-major run: a view suffices
+            complete = (stop - start) == len(ip) * len(iq)  # row-major run: a view
             pairs.append({
                 "p": p, "q": q, "start": start, "stop": stop, "complete": complete,
                 "rows": torch.as_tensor(rows, device=self.bias.device),
                 "cols": torch.as_tensor(cols, device=self.bias.device),
-                "shape": (n_p, n_q)})
-            start = stop
+                "shape": (len(ip), len(iq)),
+                "ip": _as_index(ip, self.bias.device), "iq": _as_index(iq, self.bias.device)})
         return pairs
 
-    def _apply(self, fn, recurse=True):  # keep index tensors on the module's device
+    def _apply(self, fn, recurse=True):  # keep the index tensors on the module's device
         out = super()._apply(fn, recurse)
+        dev = self.bias.device
         for pr in self._block_pairs:
-            pr["rows"] = fn(pr["rows"]) if pr["rows"].is_floating_point() else pr["rows"].to(
-                self.bias.device)
-            pr["cols"] = fn(pr["cols"]) if pr["cols"].is_floating_point() else pr["cols"].to(
-                self.bias.device)
+            for key in ("rows", "cols"):
+                pr[key] = pr[key].to(dev)
+            for key in ("ip", "iq"):
+                if torch.is_tensor(pr[key]):
+                    pr[key] = pr[key].to(dev)
+        self._index_cache = {}
         return out
 
     def block_weights(self) -> list[tuple[int, int, torch.Tensor]]:
@@ -204,14 +205,35 @@ class BoltzmannMachine(nn.Module):
         >>> pb.compile(pb.graphs.rbm(2, 1), seed=0).coupling_matrix().shape
         torch.Size([3, 3])
         """
-        n = self.n_nodes
-        J = torch.zeros(n, n, dtype=self.dtype, device=self.device)
-        if len(self._edges_np):
-            u, v = self.edge_index
-            J = J.index_put((u, v), self.weight).index_put((v, u), self.weight)
-        return J
+        return self._problem.coupling_matrix(self.weight)
+
+    def _sparse_coupling(self) -> torch.Tensor:
+        """``J`` as a sparse (n × n) COO tensor (both directions), differentiable in
+        ``weight``."""
+        u, v = self.edge_index
+        idx = torch.stack([torch.cat([u, v]), torch.cat([v, u])])
+        vals = torch.cat([self.weight, self.weight])
+        return torch.sparse_coo_tensor(idx, vals, (self.n_nodes, self.n_nodes))
 
     # ------------------------------------------------------------------ energies
+    def _couple(self, x: torch.Tensor, targets: set[int] | None = None) -> torch.Tensor:
+        """``sum_j W_ij s_j`` for every node (rows of ``x``), by structure; only the
+        colour classes in ``targets`` are filled when given (others left 0)."""
+        if self.plan.storage == "sparse":
+            if not len(self.edge_array):
+                return torch.zeros_like(x)
+            flat = x.reshape(-1, self.n_nodes)
+            out = torch.sparse.mm(self._sparse_coupling(), flat.t()).t()
+            return out.reshape(x.shape)
+        f = torch.zeros_like(x)
+        for (p, q, W), pr in zip(self.block_weights(), self._block_pairs):
+            xp, xq = _take(x, pr["ip"]), _take(x, pr["iq"])
+            if targets is None or q in targets:
+                f = _add_at(f, pr["iq"], xp @ W)
+            if targets is None or p in targets:
+                f = _add_at(f, pr["ip"], xq @ W.t())
+        return f
+
     def energy(self, x: torch.Tensor) -> torch.Tensor:
         """``E(s)`` for full joint states ``x`` (values, shape (..., n)).
 
@@ -222,26 +244,31 @@ class BoltzmannMachine(nn.Module):
         """
         x = x.to(self.dtype)
         out = -(x * self.bias).sum(-1)
-        if len(self._edges_np):
-            u, v = self.edge_index
-            out = out - (x[..., u] * x[..., v] * self.weight).sum(-1)
+        if not len(self.edge_array):
+            return out
+        if self.plan.storage == "sparse":
+            return out - 0.5 * (self._couple(x) * x).sum(-1)
+        for (_, _, W), pr in zip(self.block_weights(), self._block_pairs):
+            out = out - ((_take(x, pr["ip"]) @ W) * _take(x, pr["iq"])).sum(-1)
         return out
 
     def fields(self, x: torch.Tensor, index: np.ndarray | torch.Tensor | None = None
                ) -> torch.Tensor:
-        """Local fields ``f_i = b_i + sum_j W_ij s_j`` for joint states ``x`` (..., n).
+        """Local fields ``f_i = b_i + sum_j W_ij s_j`` for joint states ``x`` (..., n),
+        by block matrix products (or one sparse product); ``index`` selects nodes.
 
-        ``index`` selects the nodes (all by default).
+        >>> import torch, pgm_boltz as pb
+        >>> m = pb.compile(pb.graphs.rbm(3, 2), seed=0)
+        >>> m.fields(torch.ones(4, 5), m.hidden_index).shape
+        torch.Size([4, 2])
         """
         x = x.to(self.dtype)
-        if len(self._edges_np):
-            u, v = self.edge_index
-            f = torch.zeros_like(x)
-            f = f.index_add(-1, u, x[..., v] * self.weight).index_add(
-                -1, v, x[..., u] * self.weight)
-            f = f + self.bias
-        else:
-            f = self.bias.expand_as(x)
+        targets = None
+        if index is not None and self.plan.storage != "sparse":
+            idx_np = np.asarray(index.cpu() if torch.is_tensor(index) else index)
+            targets = {b for b, ix in enumerate(self.plan.block_index)
+                       if np.isin(ix, idx_np).any()}
+        f = self._couple(x, targets) + self.bias
         if index is not None:
             f = f[..., torch.as_tensor(index, device=x.device)]
         return f
@@ -250,33 +277,12 @@ class BoltzmannMachine(nn.Module):
     def encode_data(self, data: Any, name: str = "data") -> torch.Tensor:
         """Validate visible data (codes) and return their values, shape (N, n_visible).
 
-        Accepts an array/tensor (N, n_visible) or (n_visible,), or a mapping from visible
-        node name to a 1-D column. Raises DataError naming the column and row at fault.
+        Accepts an array/tensor (N, n_visible) or (n_visible,) whose columns follow
+        ``model.visible_nodes``; a mapping from visible node name to a 1-D column; or a
+        pandas DataFrame, whose columns are matched to the visible nodes by name (in any
+        order). Raises DataError naming the column, row or name at fault.
         """
-        if isinstance(data, Mapping):
-            missing = [v for v in self.visible_nodes if v not in data]
-            if missing:
-                raise DataError(f"{name} mapping lacks visible node {missing[0]!r} "
-                                f"({len(missing)} of {self.n_visible} missing)")
-            extra = [k for k in data if k not in set(self.visible_nodes)]
-            if extra:
-                raise DataError(f"{name} mapping has key {extra[0]!r}, which is not a "
-                                "visible node")
-            cols = [np.asarray(torch.as_tensor(data[v]).cpu() if torch.is_tensor(data[v])
-                               else data[v], dtype=np.float64) for v in self.visible_nodes]
-            lengths = {c.shape for c in cols}
-            if any(c.ndim != 1 for c in cols) or len(lengths) != 1:
-                raise DataError(f"{name} mapping columns must be 1-D and of equal length, "
-                                f"got shapes {sorted(lengths)}")
-            arr = np.stack(cols, axis=1)
-        else:
-            if torch.is_tensor(data):
-                arr = data.detach().cpu().to(torch.float64).numpy()
-            else:
-                try:
-                    arr = np.asarray(data, dtype=np.float64)
-                except (TypeError, ValueError) as err:
-                    raise DataError(f"{name} is not numeric: {err}") from None
+        arr = self._as_array(data, name)
         if arr.ndim == 1:
             arr = arr[None, :]
         if arr.ndim != 2 or arr.shape[1] != self.n_visible:
@@ -296,25 +302,61 @@ class BoltzmannMachine(nn.Module):
         t = torch.as_tensor(arr, dtype=self.dtype, device=self.device)
         return self.visible_domains.encode(t)
 
+    def _as_array(self, data: Any, name: str) -> np.ndarray:
+        """Data as a float64 array with columns in visible-node order (named inputs
+        matched by name)."""
+        if hasattr(data, "columns") and hasattr(data, "to_numpy") and \
+                not isinstance(data, Mapping):  # a pandas DataFrame
+            cols = list(data.columns)
+            return self._by_name(name, cols, lambda k: data[k].to_numpy(), "column")
+        if isinstance(data, Mapping):
+            return self._by_name(name, list(data), lambda k: data[k], "key")
+        if torch.is_tensor(data):
+            return data.detach().cpu().to(torch.float64).numpy()
+        try:
+            return np.asarray(data, dtype=np.float64)
+        except (TypeError, ValueError) as err:
+            raise DataError(f"{name} is not numeric: {err}") from None
+
+    def _by_name(self, name: str, keys: list, column: Any, noun: str) -> np.ndarray:
+        visible = set(self.visible_nodes)
+        extra = [k for k in keys if k not in visible]
+        if extra:
+            raise DataError(f"{name} has {noun} {extra[0]!r}, which is not a visible node "
+                            f"({len(extra)} unknown {noun}(s); visible nodes are "
+                            "model.visible_nodes)")
+        missing = [v for v in self.visible_nodes if v not in set(keys)]
+        if missing:
+            raise DataError(f"{name} lacks visible node {missing[0]!r} "
+                            f"({len(missing)} of {self.n_visible} missing)")
+        cols = []
+        for v in self.visible_nodes:
+            c = column(v)
+            c = c.detach().cpu().numpy() if torch.is_tensor(c) else c
+            try:
+                cols.append(np.asarray(c, dtype=np.float64))
+            except (TypeError, ValueError) as err:
+                raise DataError(f"{name} column {v!r} is not numeric: {err}") from None
+        shapes = {c.shape for c in cols}
+        if any(c.ndim != 1 for c in cols) or len(shapes) != 1:
+            raise DataError(f"{name} columns must be 1-D and of equal length, got shapes "
+                            f"{sorted(shapes)}")
+        return np.stack(cols, axis=1)
+
     def decode_visible(self, values: torch.Tensor) -> torch.Tensor:
         """Visible values back to data codes (spin ±1, levels 0..K-1)."""
         return self.visible_domains.decode(values)
 
+    def visible_state(self, values: torch.Tensor) -> torch.Tensor:
+        """Joint states (N, n) holding visible ``values`` and zeros for hidden units."""
+        x = torch.zeros(values.shape[0], self.n_nodes, dtype=self.dtype, device=self.device)
+        return x.index_copy(1, self.index("visible"), values.to(self.dtype))
+
     # ------------------------------------------------------------------ exact engine
-    def _exact_problem(self, bias: torch.Tensor | None = None,
-                       weight: torch.Tensor | None = None) -> _exact.ExactProblem:
-        """The exact engine's arrays for the given parameters (the model's by default)."""
-        self.plan.require_exact("exact log Z")
-        with torch.no_grad():
-            b = (self.bias if bias is None else bias).detach().to("cpu", torch.float64)
-            w = (self.weight if weight is None else weight).detach().to("cpu", torch.float64)
-            J = torch.zeros(self.n_nodes, self.n_nodes, dtype=torch.float64)
-            if len(self._edges_np):
-                u, v = torch.as_tensor(self._edges_np[:, 0]), torch.as_tensor(
-                    self._edges_np[:, 1])
-                J[u, v] = w
-                J[v, u] = w
-        return _exact.build_problem(self.domains, b.numpy(), J.numpy(), self.plan.enum_index)
+    def _engine(self, what: str):
+        self.plan.require_exact(what)
+        assert self.plan.exact is not None
+        return get_engine(self.plan.exact.engine), self.plan.exact
 
     def log_partition_of(self, bias: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
         """Exact ``log Z(b, w)`` for explicit parameter tensors (differentiable in both),
@@ -325,250 +367,149 @@ class BoltzmannMachine(nn.Module):
         >>> bool(m.log_partition_of(m.bias, m.weight) == m.log_partition())
         True
         """
-        return _ExactLogZ.apply(bias, weight, self)
+        engine, cost = self._engine("exact log Z")
+        return engine.log_partition(cost, self._problem, bias, weight)
 
-    def log_partition(self, method: str = "exact", **kwargs: Any) -> torch.Tensor | LogPartition:
-        """``log Z = log sum_x exp(-E(x))``.
-
-        ``method="exact"`` (default) enumerates the plan's vertex cover and sums the rest
-        out; it returns a differentiable scalar tensor whose gradient is the exact
-        moments (``d log Z/d b_i = <s_i>``, ``d log Z/d W_ij = <s_i s_j>``), and raises
-        IntractableError over the size threshold. ``method="ais"`` / ``"reverse-ais"``
-        return a :class:`LogPartition` ``(value, stderr)`` estimate (see
-        :mod:`pgm_boltz.estimate`).
-
-        >>> import pgm_boltz as pb
-        >>> m = pb.compile(pb.graphs.rbm(3, 2), seed=0)
-        >>> z = m.log_partition()
-        >>> abs(float(z) - 5 * 0.6931) < 0.1
-        True
-        """
-        if method == "exact":
-            if kwargs:
-                raise TypeError(f"unexpected arguments for method='exact': {sorted(kwargs)}")
-            return _ExactLogZ.apply(self.bias, self.weight, self)
-        from . import estimate
-
-        return estimate.log_partition(self, method=method, **kwargs)
+    def exact_log_partition(self) -> torch.Tensor:
+        """Exact ``log Z`` of the model's parameters: a differentiable scalar whose
+        gradient is the exact moments (``d/d b_i = <s_i>``, ``d/d W_ij = <s_i s_j>``)."""
+        return self.log_partition_of(self.bias, self.weight)
 
     def moments(self, all_pairs: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
         """Exact ``(<s_i>, <s_i s_j>)`` over all nodes (n,), (n, n); ``<s_i^2>`` on the
-        diagonal. ``all_pairs=False`` skips pairs of two summed-out nodes (left 0).
+        diagonal. ``all_pairs=False`` skips pairs that share no edge where the engine
+        would need extra work for them (left 0).
 
         >>> import pgm_boltz as pb
         >>> mean, second = pb.compile(pb.graphs.rbm(3, 2), seed=0).moments()
         >>> tuple(second.shape)
         (5, 5)
         """
-        mom = _exact.exact_moments(self._exact_problem(), self.n_nodes, all_pairs=all_pairs)
-        second = mom.second.copy()
-        lo, step, K = self.domains.kinds_array()
-        # <s_i^2>: spins 1, binary <s_i>; multinary from the enumeration is not tracked,
-        # so compute the diagonal from the exact marginals when needed
-        diag = np.where(lo == -1.0, 1.0, mom.mean)
-        if (K > 2).any():
-            marg = self.marginals()
-            for i in np.flatnonzero(K > 2):
-                vals = self.spec.domains[i].values()
-                diag[i] = float((marg[self.nodes[i]] * vals ** 2).sum())
+        check_bool("all_pairs", all_pairs, where="moments")
+        engine, cost = self._engine("exact moments")
+        _, mean, second = engine.moments(cost, self._problem, self.bias.detach(),
+                                         self.weight.detach(), all_pairs=all_pairs)
+        second = second.copy()
+        diag = self._second_diagonal(engine, cost, mean)
         second[np.arange(self.n_nodes), np.arange(self.n_nodes)] = diag
         t = lambda a: torch.as_tensor(a, dtype=self.dtype, device=self.device)
-        return t(mom.mean), t(second)
+        return t(mean), t(second)
+
+    def _second_diagonal(self, engine, cost, mean: np.ndarray) -> np.ndarray:
+        """``<s_i^2>``: two-level units from their means, others from their marginals."""
+        diag = np.empty(self.n_nodes)
+        multi = []
+        for i, d in enumerate(self.spec.domains):
+            if d.levels == 2:
+                v0, v1 = d.values()
+                diag[i] = (v0 + v1) * mean[i] - v0 * v1  # s^2 = (v0 + v1) s - v0 v1
+            else:
+                multi.append(i)
+        if multi:
+            marg = engine.marginals(cost, self._problem, self.bias.detach(),
+                                    self.weight.detach(), multi)
+            for i, p in zip(multi, marg):
+                diag[i] = float((p * self.spec.domains[i].values() ** 2).sum())
+        return diag
 
     def marginals(self) -> dict[Hashable, np.ndarray]:
         """Exact single-node marginals ``P(s_i = level k)`` for every node (level order).
-
-        For two-level domains this is ``[1 - p, p]``; multinary marginals come from the
-        exact log Z of the model with the node's value clamped at each level.
 
         >>> import pgm_boltz as pb
         >>> marg = pb.compile(pb.graphs.rbm(2, 1), seed=0).marginals()
         >>> round(float(marg["v0"].sum()), 6)
         1.0
         """
-        mom = _exact.exact_moments(self._exact_problem(), self.n_nodes)
-        out: dict[Hashable, np.ndarray] = {}
-        for i, node in enumerate(self.nodes):
-            d = self.spec.domains[i]
-            if d.levels == 2:
-                p = (mom.mean[i] - d.lo) / d.step
-                out[node] = np.array([1.0 - p, p])
-            else:
-                out[node] = self._clamped_marginal(i)
-        return out
+        engine, cost = self._engine("exact marginals")
+        marg = engine.marginals(cost, self._problem, self.bias.detach(), self.weight.detach())
+        return dict(zip(self.nodes, marg))
 
-    def _clamped_marginal(self, i: int) -> np.ndarray:
-        """``P(s_i = level k)`` from ``log Z`` with node i clamped at each level k:
-        ``log Z_k = b_i s_k + log Z_rest(b_rest + J[rest, i] s_k)``."""
-        problem = self._exact_problem()
-        with torch.no_grad():
-            b = self.bias.detach().cpu().double().numpy()
-            J = self.coupling_matrix().detach().cpu().double().numpy()
-        rest = np.setdiff1d(np.arange(self.n_nodes), [i])
-        enum_rest = np.searchsorted(rest, np.setdiff1d(problem.enum, [i]))
-        dv = DomainVector([self.spec.domains[j] for j in rest])
-        logz = []
-        for s_k in self.spec.domains[i].values():
-            sub = _exact.build_problem(dv, b[rest] + J[rest, i] * s_k,
-                                       J[np.ix_(rest, rest)], enum_rest)
-            logz.append(b[i] * s_k + _exact.exact_log_partition(sub))
-        logz = np.array(logz)
-        return np.exp(logz - np.logaddexp.reduce(logz))
+    def exact_sample_values(self, n: int, generator: torch.Generator | None = None
+                            ) -> torch.Tensor:
+        """``n`` independent exact draws of every node (values, (n, n_nodes))."""
+        engine, cost = self._engine("exact sampling")
+        x = engine.sample(cost, self._problem, self.bias.detach(), self.weight.detach(), n,
+                          generator)
+        return x.to(self.device, self.dtype)
 
     # ------------------------------------------------------------------ free energy
     def free_energy(self, v: Any) -> torch.Tensor:
         """``F(v) = -log sum_h exp(-E(v, h))`` for visible data ``v`` (codes), shape (N,).
 
-        Hidden units that are conditionally independent given the visible ones are summed
-        out in closed form, ``F(v) = -b_v.v - sum_{visible edges} W v v - sum_j A_j(f_j(v))``;
-        the plan's ``hidden_enumerated`` nodes are enumerated per row. Differentiable.
+        Hidden units whose neighbours are all visible are summed out in closed form,
+        ``F(v) = -b_v.v - sum_{visible edges} W v v - sum_j A_j(f_j(v))``; hidden units
+        coupled among themselves are summed out by the plan's exact engine per row
+        (``log Z`` of the hidden subgraph with biases ``b_h + W_hv v``). Differentiable.
 
         >>> import pgm_boltz as pb
         >>> m = pb.compile(pb.graphs.rbm(3, 2), seed=0)
         >>> m.free_energy([[0, 1, 1]]).shape
         torch.Size([1])
         """
-        return self._free_energy_values(self.encode_data(v, "v"))
+        return self.free_energy_values(self.encode_data(v, "v"))
 
-    def _free_energy_values(self, sv: torch.Tensor) -> torch.Tensor:
-        n = self.n_nodes
-        N = sv.shape[0]
-        x = torch.zeros(N, n, dtype=self.dtype, device=self.device)
-        vi = torch.as_tensor(self.visible_index, device=self.device)
-        x = x.index_copy(1, vi, sv)
+    def free_energy_values(self, sv: torch.Tensor) -> torch.Tensor:
+        """:meth:`free_energy` of visible *values* (N, n_visible), chunked over rows so
+        temporaries stay within ``ROW_CHUNK_ELEMENTS``."""
+        sv = sv.to(self.device, self.dtype)
+        rows = sv.shape[0]
+        chunk = max(1, ROW_CHUNK_ELEMENTS // max(1, self.n_nodes))
+        if rows <= chunk:
+            return self._free_energy_rows(sv)
+        return torch.cat([self._free_energy_rows(sv[r:r + chunk])
+                          for r in range(0, rows, chunk)])
+
+    def _free_energy_rows(self, sv: torch.Tensor) -> torch.Tensor:
+        x = self.visible_state(sv)
         if self.n_hidden == 0:
             return self.energy(x)
-        h_enum = self.plan.hidden_enum_index
-        hidden = self.hidden_index
-        summed = np.setdiff1d(hidden, h_enum)
-        si = torch.as_tensor(summed, device=self.device)
-        dv_s = DomainVector([self.spec.domains[i] for i in summed])
-        if len(h_enum) == 0:
-            f = self.fields(x, si)
-            return self.energy(x) - dv_s.log_normalizer(f).sum(-1)
-        # enumerate the states of the hidden vertex cover for every row, in chunks
-        states = self._enumerate_values(h_enum)
-        ns = states.shape[0]
-        if ns > self.plan.max_exact_states:
-            raise IntractableError(
-                f"free energy enumerates {ns:,} hidden states per row, over the threshold "
-                f"({self.plan.max_exact_states:,}); use a Gibbs-based estimate")
-        hi = torch.as_tensor(h_enum, device=self.device)
-        chunk = max(1, _FREE_ENERGY_CHUNK // max(1, N * n))
-        parts = []
-        for c0 in range(0, ns, chunk):
-            st = states[c0:c0 + chunk]
-            xs = x.unsqueeze(1).expand(N, st.shape[0], n).index_copy(
-                2, hi, st.unsqueeze(0).expand(N, -1, -1))
-            lw = -self.energy(xs)
-            if len(summed):
-                lw = lw + dv_s.log_normalizer(self.fields(xs, si)).sum(-1)
-            parts.append(lw)
-        return -torch.logsumexp(torch.cat(parts, dim=1), dim=1)
+        f = self.fields(x, self.hidden_index)
+        if self._hidden_problem is None:
+            return self.energy(x) - self.hidden_domains.log_normalizer(f).sum(-1)
+        hidden_cost = self.plan.hidden
+        assert hidden_cost is not None
+        hidden_cost.require("the free energy (its hidden units are coupled)")
+        engine = get_engine(hidden_cost.engine)
+        w_hh = self.weight[self._hidden_edge_ids()]
+        return self.energy(x) - engine.log_partition(hidden_cost, self._hidden_problem, f,
+                                                     w_hh)
 
-    def _enumerate_values(self, index: np.ndarray) -> torch.Tensor:
-        vals = [torch.as_tensor(self.spec.domains[i].values(), dtype=self.dtype,
-                                device=self.device) for i in index]
-        total = math.prod(len(v) for v in vals)
-        if total > self.plan.max_exact_states:
-            raise IntractableError(f"enumerating {total:,} states is over the threshold "
-                                   f"({self.plan.max_exact_states:,})")
-        return torch.cartesian_prod(*vals).reshape(total, len(vals))
+    def _hidden_edge_ids(self) -> torch.Tensor:
+        key = ("hidden_edges", self.device)
+        if key not in self._index_cache:
+            is_h = np.zeros(self.n_nodes, dtype=bool)
+            is_h[self.hidden_index] = True
+            e = self.edge_array
+            ids = np.flatnonzero(is_h[e[:, 0]] & is_h[e[:, 1]])
+            self._index_cache[key] = torch.as_tensor(ids, device=self.device)
+        return self._index_cache[key]
 
     def log_prob(self, v: Any, log_partition: Any = None) -> torch.Tensor:
         """``log P(v) = -F(v) - log Z`` for visible data (codes), hidden units summed out.
 
         Exact by default (differentiable; gradient = data moments minus model moments).
-        Pass ``log_partition`` (a float, tensor or :class:`LogPartition` estimate) for
-        models too large for exact log Z.
+        Pass ``log_partition`` (a float, tensor or :class:`~pgm_boltz.LogPartition`
+        estimate) for models too large for exact log Z.
 
         >>> import pgm_boltz as pb
         >>> m = pb.compile(pb.graphs.rbm(2, 1), seed=0)
-        >>> import torch
         >>> p = m.log_prob([[0, 0], [0, 1], [1, 0], [1, 1]]).exp().sum()
         >>> round(float(p), 6)
         1.0
         """
         if log_partition is None:
-            logz = self.log_partition()
+            logz = self.exact_log_partition()
         else:
             val = log_partition.value if isinstance(log_partition, LogPartition) \
                 else log_partition
+            if isinstance(val, bool) or not (isinstance(val, (int, float, np.floating))
+                                             or torch.is_tensor(val)):
+                raise DataError(f"log_partition must be a number, a scalar tensor or a "
+                                f"LogPartition, got {log_partition!r}")
             logz = torch.as_tensor(val, dtype=self.dtype, device=self.device)
+            if logz.numel() != 1 or not bool(torch.isfinite(logz.detach()).all()):
+                raise DataError(f"log_partition must be one finite number, got {val!r}")
         return -self.free_energy(v) - logz
-
-    # ------------------------------------------------------------------ sampling
-    def sample(self, n: int, seed: int | None = None, method: str | None = None,
-               return_hidden: bool = False, **kwargs: Any) -> torch.Tensor:
-        """``n`` draws of the visible units (codes), shape (n, n_visible).
-
-        ``method=None`` follows the plan: ``"exact"`` draws independent exact samples
-        (categorical over the enumerated states, then the summed-out nodes from their
-        conditionals); ``"gibbs"`` runs ``n`` independent block-Gibbs chains (keyword
-        ``steps``, see :func:`pgm_boltz.engines.gibbs.sample`). ``return_hidden=True``
-        returns full joint states (all n nodes, codes) instead.
-
-        >>> import pgm_boltz as pb
-        >>> pb.compile(pb.graphs.rbm(3, 2), seed=0).sample(4, seed=1).shape
-        torch.Size([4, 3])
-        """
-        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-            raise DataError(f"n must be a positive integer, got {n!r}")
-        method = method or ("exact" if self.plan.engine == "exact" else "gibbs")
-        gen = torch.Generator().manual_seed(int(seed)) if seed is not None else None
-        if method == "exact":
-            if kwargs:
-                raise TypeError(f"unexpected arguments for method='exact': {sorted(kwargs)}")
-            x = self._exact_sample(n, gen)
-        elif method == "gibbs":
-            from .engines import gibbs
-
-            x = gibbs.sample(self, n, seed=seed, **kwargs)
-        else:
-            raise DataError(f"unknown sampling method {method!r}; use 'exact' or 'gibbs'")
-        if return_hidden:
-            return self.domains.decode(x)
-        return self.decode_visible(x[:, torch.as_tensor(self.visible_index,
-                                                         device=x.device)])
-
-    def _exact_sample(self, n: int, gen: torch.Generator | None) -> torch.Tensor:
-        problem = self._exact_problem()
-        logz = _exact.exact_log_partition(problem)
-        xe = _exact.exact_sample_enumerated(problem, logz, n, gen)
-        x = torch.zeros(n, self.n_nodes, dtype=torch.float64)
-        x[:, torch.as_tensor(problem.enum)] = torch.as_tensor(xe)
-        with torch.no_grad():
-            S = problem.summed
-            if len(S):
-                b = self.bias.detach().cpu().double()
-                J = self.coupling_matrix().detach().cpu().double()
-                f = b[S] + x @ J[:, S]
-                dv = DomainVector([self.spec.domains[i] for i in S])
-                x[:, torch.as_tensor(S)] = dv.sample(f, gen)
-        return x.to(self.device, self.dtype)
-
-    def condition(self, evidence: Mapping[Hashable, Any], **kwargs: Any):
-        """The law of the other nodes given ``evidence`` ``{node: code}``: a
-        :class:`~pgm_boltz.conditioning.ConditionedModel` with ``sample``, ``marginals``,
-        ``log_partition`` (exact or Gibbs by the usual planning rules).
-
-        >>> import pgm_boltz as pb
-        >>> pb.compile(pb.graphs.rbm(3, 2), seed=0).condition({"v0": 1}).free_nodes
-        ['v1', 'v2', 'h0', 'h1']
-        """
-        from .conditioning import condition
-
-        return condition(self, evidence, **kwargs)
-
-    # ------------------------------------------------------------------ training
-    def fit(self, data: Any, method: str = "auto", **kwargs: Any) -> list[dict]:
-        """Train on visible data; see :func:`pgm_boltz.training.fit` for the options.
-
-        Returns the history (a list of per-epoch dicts, also kept as ``model.history``).
-        """
-        from .training import fit
-
-        return fit(self, data, method=method, **kwargs)
 
     # ------------------------------------------------------------------ interop
     def to_networkx(self) -> nx.Graph:
@@ -588,8 +529,22 @@ class BoltzmannMachine(nn.Module):
             G.edges[u, v]["weight"] = val
         return G
 
-    def to_pyro(self, **kwargs: Any):
-        """The distribution of the visible units as a Pyro ``TorchDistribution``."""
-        from .pyro import BoltzmannDistribution
 
-        return BoltzmannDistribution(self, **kwargs)
+def _as_index(idx: np.ndarray, device: torch.device) -> slice | torch.Tensor:
+    """A contiguous index range as a slice (views, no gathers), else a tensor."""
+    if len(idx) and np.all(np.diff(idx) == 1):
+        return slice(int(idx[0]), int(idx[-1]) + 1)
+    return torch.as_tensor(idx, device=device)
+
+
+def _take(x: torch.Tensor, idx: slice | torch.Tensor) -> torch.Tensor:
+    return x[..., idx] if isinstance(idx, slice) else x.index_select(-1, idx)
+
+
+def _add_at(f: torch.Tensor, idx: slice | torch.Tensor, val: torch.Tensor) -> torch.Tensor:
+    """``f[..., idx] += val`` in place (``f`` is a fresh accumulator, never saved for
+    backward, so autograd records the additions)."""
+    if isinstance(idx, slice):
+        f[..., idx] += val
+        return f
+    return f.index_add_(-1, idx, val)

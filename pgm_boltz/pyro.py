@@ -32,10 +32,14 @@ import torch
 from pyro.distributions import TorchDistribution, constraints
 from torch import nn
 
+from ._validation import make_generator
 from .domains import DomainVector
-from .engines.gibbs import DEFAULT_STEPS
-from .errors import DataError, IntractableError
-from .model import BoltzmannMachine, LogPartition
+from .errors import ArgumentError, DataError, IntractableError
+from .inference.sampling import DEFAULT_STEPS, run_chains
+from .inference.sampling import sample as _sample
+from .model import EnergyModel
+from .results import LogPartition
+from .samplers import make_sampler, sampler_names
 
 __all__ = [
     "DEFAULT_BURN_IN",
@@ -51,7 +55,6 @@ __all__ = [
 DEFAULT_BURN_IN = DEFAULT_STEPS
 #: Gibbs sweeps between two successive draws kept from one chain.
 DEFAULT_THIN = 10
-_SAMPLERS = ("auto", "exact", "gibbs")
 _NO_SHAPE = torch.Size()
 
 
@@ -149,35 +152,35 @@ def visible_support(domains: DomainVector) -> constraints.Constraint:
 class _Call(nn.Module):
     """Runs ``fn(model)``; lets ``torch.func.functional_call`` substitute parameters."""
 
-    def __init__(self, model: BoltzmannMachine) -> None:
+    def __init__(self, model: EnergyModel) -> None:
         super().__init__()
         self.model = model
 
-    def forward(self, fn: Callable[[BoltzmannMachine], Any]) -> Any:
+    def forward(self, fn: Callable[[EnergyModel], Any]) -> Any:
         return fn(self.model)
 
 
-def _as_log_partition(value: Any, model: BoltzmannMachine) -> torch.Tensor | None:
+def _as_log_partition(value: Any, model: EnergyModel) -> torch.Tensor | None:
     if value is None:
         return None
     if isinstance(value, LogPartition):
         value = value.value
     if isinstance(value, bool) or not (isinstance(value, numbers.Real)
                                        or torch.is_tensor(value)):
-        raise DataError(f"log_partition must be a float, a scalar tensor or a LogPartition "
+        raise ArgumentError(f"log_partition must be a float, a scalar tensor or a LogPartition "
                         f"estimate (e.g. model.log_partition(method='ais')), got {value!r}")
     t = torch.as_tensor(value)
     if t.numel() != 1:
-        raise DataError(f"log_partition must be a scalar, got shape {tuple(t.shape)}")
+        raise ArgumentError(f"log_partition must be a scalar, got shape {tuple(t.shape)}")
     t = t.reshape(()).to(device=model.device, dtype=model.dtype)
     if not bool(torch.isfinite(t.detach())):
-        raise DataError(f"log_partition must be finite, got {float(t.detach())}")
+        raise ArgumentError(f"log_partition must be finite, got {float(t.detach())}")
     return t
 
 
 def _positive_int(name: str, value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise DataError(f"{name} must be a positive integer, got {value!r}")
+        raise ArgumentError(f"{name} must be a positive integer, got {value!r}")
     return value
 
 
@@ -185,14 +188,14 @@ class BoltzmannDistribution(TorchDistribution):
     """The distribution of a Boltzmann machine's visible units, hidden units summed out.
 
     ``log P(v) = -F(v) - log Z`` with ``F(v) = -log sum_h exp(-E(v, h))`` the free energy
-    (:meth:`BoltzmannMachine.free_energy`). ``event_shape = (n_visible,)``; values are the
+    (:meth:`EnergyModel.free_energy`). ``event_shape = (n_visible,)``; values are the
     data codes (binary 0/1, spin -1/+1, multinary 0..K-1) in ``model.visible_nodes``
     order; ``batch_shape`` is ``()`` unless expanded (``expand``, ``pyro.plate``), and all
     batch elements share the model's parameters.
 
     Parameters
     ----------
-    model: a compiled :class:`~pgm_boltz.BoltzmannMachine`. Its parameters are read at
+    model: a compiled :class:`~pgm_boltz.EnergyModel`. Its parameters are read at
         every call, so training the model (``pyro.module("bm", model)`` + SVI, or
         ``model.fit``) changes the distribution.
     log_partition: ``log Z`` to use instead of the exact one: a float, a scalar tensor or
@@ -206,7 +209,8 @@ class BoltzmannDistribution(TorchDistribution):
         draw is independent and ``thin`` is unused. With fewer chains than draws each
         chain gives ``ceil(n / num_chains)`` draws, ``thin`` sweeps apart.
     sampler: ``"auto"`` (exact when ``model.plan.exact_feasible``, else Gibbs),
-        ``"exact"`` or ``"gibbs"``.
+        ``"exact"``, or a registered MCMC sampler (``"gibbs"``, ``"tempering"``, ...) with
+        its ``sampler_options``.
     max_enumerate_states: the largest number of visible configurations
         :meth:`enumerate_support` lists (default ``model.plan.max_exact_states``).
     bias, weight: tensors used in place of ``model.bias`` / ``model.weight`` (shapes
@@ -231,17 +235,21 @@ class BoltzmannDistribution(TorchDistribution):
     arg_constraints: ClassVar[dict] = {}
     has_rsample = False
 
-    def __init__(self, model: BoltzmannMachine, log_partition: Any = None,
+    def __init__(self, model: EnergyModel, log_partition: Any = None,
                  validate_args: bool | None = None, *, burn_in: int = DEFAULT_BURN_IN,
                  thin: int = DEFAULT_THIN, num_chains: int | None = None,
                  sampler: str = "auto", max_enumerate_states: int | None = None,
                  bias: torch.Tensor | None = None,
-                 weight: torch.Tensor | None = None) -> None:
-        if not isinstance(model, BoltzmannMachine):
+                 weight: torch.Tensor | None = None,
+                 sampler_options: dict | None = None) -> None:
+        if not isinstance(model, EnergyModel):
             raise DataError(f"model must be a pgm_boltz.BoltzmannMachine (from pb.compile), "
                             f"got {type(model).__name__}")
-        if sampler not in _SAMPLERS:
-            raise DataError(f"sampler must be one of {_SAMPLERS}, got {sampler!r}")
+        choices = ("auto", "exact", *sampler_names())
+        if sampler not in choices:
+            raise ArgumentError(f"sampler must be one of {choices}, got {sampler!r}")
+        if sampler_options is not None and not isinstance(sampler_options, dict):
+            raise ArgumentError(f"sampler_options must be a dict, got {sampler_options!r}")
         self.model = model
         self.log_partition = _as_log_partition(log_partition, model)
         self.burn_in = _positive_int("burn_in", burn_in)
@@ -249,6 +257,8 @@ class BoltzmannDistribution(TorchDistribution):
         self.num_chains = None if num_chains is None else _positive_int("num_chains",
                                                                         num_chains)
         self.sampler = sampler
+        self.method = "gibbs" if sampler in ("auto", "exact") else sampler
+        self.sampler_options = dict(sampler_options or {})
         self.max_enumerate_states = model.plan.max_exact_states \
             if max_enumerate_states is None else _positive_int("max_enumerate_states",
                                                                max_enumerate_states)
@@ -277,7 +287,7 @@ class BoltzmannDistribution(TorchDistribution):
             out[f"model.{name}"] = t.to(device=m.device, dtype=m.dtype)
         return out
 
-    def _run(self, fn: Callable[[BoltzmannMachine], Any]) -> Any:
+    def _run(self, fn: Callable[[EnergyModel], Any]) -> Any:
         """``fn(model)``, with the substituted bias/weight when given."""
         if self._params is None:
             return fn(self.model)
@@ -311,6 +321,7 @@ class BoltzmannDistribution(TorchDistribution):
                             f"{tuple(self.batch_shape)} to {tuple(batch_shape)}")
         new = self._get_checked_instance(BoltzmannDistribution, _instance)
         for key in ("model", "log_partition", "burn_in", "thin", "num_chains", "sampler",
+                    "method", "sampler_options",
                     "max_enumerate_states", "_params", "_caller"):
             setattr(new, key, getattr(self, key))
         super(BoltzmannDistribution, new).__init__(batch_shape, self.event_shape,
@@ -380,7 +391,7 @@ class BoltzmannDistribution(TorchDistribution):
                 "BoltzmannDistribution(model, log_partition=model.log_partition("
                 "method='ais')) or model.to_pyro(log_partition=...)")
         if self._params is None:
-            return self.model.log_partition()
+            return self.model.exact_log_partition()
         return self.model.log_partition_of(self._params["model.bias"],
                                            self._params["model.weight"])
 
@@ -408,7 +419,7 @@ class BoltzmannDistribution(TorchDistribution):
             lp = flat.sum(-1) - log_z
         else:
             vals = m.visible_domains.encode(flat)
-            lp = -self._run(lambda mod: mod._free_energy_values(vals)) - log_z
+            lp = -self._run(lambda mod: mod.free_energy_values(vals)) - log_z
         lp = lp.reshape(lead)
         return lp.expand(torch.broadcast_shapes(lead, self.batch_shape))
 
@@ -443,24 +454,23 @@ class BoltzmannDistribution(TorchDistribution):
         seed = int(torch.randint(0, 2**31 - 1, ()).item())
         with torch.no_grad():
             if self._use_exact():
-                draws = self._run(lambda mod: mod.sample(n, seed=seed, method="exact"))
+                draws = self._run(lambda mod: _sample(mod, n, seed=seed, method="exact"))
             else:
                 draws = self._run(lambda mod: self._gibbs(mod, n, seed))
         return draws.reshape(shape)
 
-    def _gibbs(self, model: BoltzmannMachine, n: int, seed: int) -> torch.Tensor:
-        from .engines import gibbs
-
+    def _gibbs(self, model: EnergyModel, n: int, seed: int) -> torch.Tensor:
         chains = n if self.num_chains is None else min(self.num_chains, n)
         per_chain = -(-n // chains)
-        vi = torch.as_tensor(model.visible_index, device=model.device)
-        x = gibbs.sample(model, chains, steps=self.burn_in, seed=seed)
+        vi = model.index("visible")
+        x = run_chains(model, chains, steps=self.burn_in, seed=seed, sampler=self.method,
+                       **self.sampler_options)
         draws = [x[:, vi].clone()]
         if per_chain > 1:
-            sampler = gibbs.BlockSampler(model)
-            gen = torch.Generator(device=model.device).manual_seed(seed + 1)
+            sampler = make_sampler(model, self.method, **self.sampler_options)
+            gen = make_generator(seed + 1, model.device)
             for _ in range(per_chain - 1):
-                sampler.sweep(x, gen, self.thin)
+                sampler.sweep(x, self.thin, generator=gen)
                 draws.append(x[:, vi].clone())
         vals = torch.stack(draws).reshape(-1, model.n_visible)[:n]
         return model.decode_visible(vals)
@@ -510,16 +520,19 @@ class BoltzmannDistribution(TorchDistribution):
 
     # ------------------------------------------------------------------ moments
     def _code_moments(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Mean and variance of every visible *code* from the exact marginals:
+        ``E[c] = sum_k c_k P(level k)``, ``Var[c] = sum_k c_k^2 P(level k) - E[c]^2``."""
         m = self.model
         m.plan.require_exact("the mean and variance")
-        mean, second = self._run(lambda mod: mod.moments())
-        vi = torch.as_tensor(m.visible_index, device=m.device)
-        scale = torch.tensor([1.0 if d.name == "spin" else 1.0 / d.step
-                              for d in m.visible_domains.domains],
-                             dtype=m.dtype, device=m.device)
-        mu = mean[vi]
-        var = second[vi, vi] - mu * mu
-        return mu * scale, var.clamp(min=0) * scale * scale
+        marg = self._run(lambda mod: mod.marginals())
+        mu, var = [], []
+        for node, d in zip(m.visible_nodes, m.visible_domains.domains):
+            p, c = marg[node], d.codes()
+            e = float((p * c).sum())
+            mu.append(e)
+            var.append(max(0.0, float((p * c * c).sum()) - e * e))
+        t = lambda a: torch.tensor(a, dtype=m.dtype, device=m.device)
+        return t(mu), t(var)
 
     @property
     def mean(self) -> torch.Tensor:
@@ -532,7 +545,7 @@ class BoltzmannDistribution(TorchDistribution):
         return self._code_moments()[1].expand(self.batch_shape + self.event_shape)
 
 
-def boltzmann_with_params(model: BoltzmannMachine, bias: torch.Tensor,
+def boltzmann_with_params(model: EnergyModel, bias: torch.Tensor,
                           weight: torch.Tensor, **kwargs: Any) -> BoltzmannDistribution:
     """The model's visible distribution with the parameters ``bias`` (n_nodes,) and
     ``weight`` (n_edges,) in place of ``model.bias`` / ``model.weight``.

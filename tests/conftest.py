@@ -33,7 +33,7 @@ _BRUTE_LIMIT = 1 << 20
 def _params(model) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     b = model.bias.detach().cpu().double().numpy()
     w = model.weight.detach().cpu().double().numpy()
-    return b, w, model._edges_np
+    return b, w, model.edge_array
 
 
 def all_joint_states(model) -> np.ndarray:
@@ -82,13 +82,13 @@ def gibbs_moment_z(model, sampler: Any, chains: int = 1000, burn: int = 50, keep
     ``BlockSampler``), ``burn`` sweeps, then ``keep`` records ``thin`` sweeps apart,
     averaged per chain; the stderr is across chains; exact = ``model.moments()``."""
     g = torch.Generator().manual_seed(seed)
-    x = sampler.init_state(chains, g)
-    sampler.sweep(x, g, burn)
+    x = sampler.init(chains, g)
+    sampler.sweep(x, burn, generator=g)
     n = model.n_nodes
     acc_mean = torch.zeros(chains, n, dtype=torch.float64)
     acc_pair = torch.zeros(chains, n, n, dtype=torch.float64)
     for _ in range(keep):
-        sampler.sweep(x, g, thin)
+        sampler.sweep(x, thin, generator=g)
         xd = x.double()
         acc_mean += xd
         acc_pair += xd[:, :, None] * xd[:, None, :]
@@ -116,14 +116,15 @@ def brute_force_visible(model) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _codes(domain, values: np.ndarray) -> np.ndarray:
-    if domain.name == "spin":
-        return values
-    return np.round(values / domain.step)
+    return domain.code_of(values)
 
 
 # ------------------------------------------------------------------ random graphs
 
-_DOMAIN_CHOICES = ("binary", "spin", "multinary")
+_DOMAIN_CHOICES = ("binary", "spin", "multinary", "finite")
+#: the pool finite domains draw their values from (distinct, in random order: some draws
+#: are equally spaced, which kernels treat as progressions, most are value tables)
+_FINITE_POOL = (-1.0, -0.5, 0.0, 0.25, 0.5, 1.0)
 
 
 def random_graph(
@@ -142,7 +143,8 @@ def random_graph(
     ``draw_or_rng`` is a hypothesis ``draw`` function (inside ``st.composite`` or from
     ``st.data()``) or a ``numpy.random.Generator``. Nodes are ``n_min..n_max`` with random
     roles (at least one visible; all visible when ``hidden=False``), domains from
-    ``domains`` (multinary with K in ``k_range``), an Erdos-Renyi edge set (edge
+    ``domains`` (multinary with K in ``k_range``; finite with 2..4 values drawn from
+    ``_FINITE_POOL``), an Erdos-Renyi edge set (edge
     probability ``p_edge``, random when None), biases and weights ~ N(0, scale^2).
     The joint state count is kept under ``max_states`` (nodes are dropped otherwise).
     """
@@ -153,8 +155,8 @@ def random_graph(
         rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
     n = int(rng.integers(n_min, n_max + 1))
     kinds = [str(rng.choice(list(domains))) for _ in range(n)]
-    levels = [int(rng.integers(k_range[0], k_range[1] + 1)) if k == "multinary" else 2
-              for k in kinds]
+    levels = [int(rng.integers(k_range[0], k_range[1] + 1)) if k == "multinary" else
+              int(rng.integers(2, 5)) if k == "finite" else 2 for k in kinds]
     while n > n_min and np.prod(levels, dtype=np.float64) > max_states:
         n -= 1
         kinds, levels = kinds[:n], levels[:n]
@@ -168,6 +170,9 @@ def random_graph(
                        "bias": float(rng.normal(0.0, scale))}
         if kinds[i] == "multinary":
             attrs["levels"] = levels[i]
+        if kinds[i] == "finite":
+            attrs["values"] = [float(v) for v in
+                               rng.choice(_FINITE_POOL, size=levels[i], replace=False)]
         G.add_node(f"n{i}", **attrs)
     for i in range(n):
         for j in range(i + 1, n):

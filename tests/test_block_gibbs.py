@@ -13,7 +13,8 @@ import torch
 from conftest import gibbs_moment_z
 
 import pgm_boltz as pb
-from pgm_boltz.engines.gibbs import DEFAULT_STEPS, BlockSampler
+from pgm_boltz.inference import DEFAULT_STEPS
+from pgm_boltz.samplers import gibbs_sampler
 
 Z_TOL = 5.0
 
@@ -40,7 +41,7 @@ def test_block_gibbs_matches_exact_moments(name: str) -> None:
     model = pb.compile(MODELS[name](), engine="block-gibbs", seed=0)
     assert model.plan.engine == "block-gibbs" and len(model.plan.blocks) == 2
     _randomise(model, 0.5 if name == "lattice" else 0.8, seed=1)
-    z = gibbs_moment_z(model, BlockSampler(model))
+    z = gibbs_moment_z(model, gibbs_sampler(model))
     assert z.max() < Z_TOL, (name, float(z.max()))
 
 
@@ -49,7 +50,7 @@ def test_a_wrong_sampler_fails_the_check(name: str) -> None:
     """The check has power: a sampler that skips the second block is caught."""
     model = pb.compile(MODELS[name](), engine="block-gibbs", seed=0)
     _randomise(model, 0.8, seed=1)
-    s = BlockSampler(model, backend="torch")
+    s = gibbs_sampler(model, backend="torch")
     s.blocks = s.blocks[:1]
     assert gibbs_moment_z(model, s).max() > 3 * Z_TOL
 
@@ -59,14 +60,14 @@ def test_clamped_sampler_matches_exact_conditional() -> None:
     model = pb.compile(pb.graphs.dbm([3, 3, 2]), engine="block-gibbs", seed=0)
     _randomise(model, 1.0, seed=2)
     v = torch.tensor([1.0, 0.0, 1.0])
-    s = BlockSampler(model, clamped=model.visible_index)
+    s = gibbs_sampler(model, clamped=model.visible_index)
     g = torch.Generator().manual_seed(0)
     chains, keep = 2000, 40
-    x = s.init_state(chains, g, visible_values=v.expand(chains, -1))
-    s.sweep(x, g, 30)
+    x = s.init(chains, g, visible_values=v.expand(chains, -1))
+    s.sweep(x, 30, generator=g)
     acc = torch.zeros(chains, model.n_nodes, dtype=torch.float64)
     for _ in range(keep):
-        s.sweep(x, g)
+        s.sweep(x, generator=g)
         acc += x.double()
     acc /= keep
     assert torch.equal(x[:, model.visible_index], v.expand(chains, -1))
@@ -142,9 +143,9 @@ def test_block_gibbs_on_cuda_matches_exact() -> None:
     model = pb.compile(pb.graphs.rbm(6, 4), engine="block-gibbs", device="cuda", seed=0)
     _randomise(model, 0.8, seed=1)
     g = torch.Generator(device="cuda").manual_seed(0)
-    s = BlockSampler(model)
-    x = s.init_state(4000, g)
-    s.sweep(x, g, 100)
+    s = gibbs_sampler(model)
+    x = s.init(4000, g)
+    s.sweep(x, 100, generator=g)
     assert x.device.type == "cuda" and x.dtype == torch.float32
     mean, _ = model.moments()
     se = (mean * (1 - mean) / 4000).sqrt().cpu()

@@ -1,4 +1,4 @@
-"""CD-k and PCD training (pgm_boltz.training_gibbs) against the exact engine."""
+"""CD-k and PCD training (pgm_boltz.training.contrastive) against the exact engine."""
 
 from __future__ import annotations
 
@@ -7,8 +7,9 @@ import pytest
 import torch
 
 import pgm_boltz as pb
+from pgm_boltz.inference.scores import reconstruction_error_values as reconstruction_error
 from pgm_boltz.training import exact_nll
-from pgm_boltz.training_gibbs import CDObjective, PCDObjective, reconstruction_error
+from pgm_boltz.training.contrastive import CDObjective, PCDObjective
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -127,16 +128,16 @@ def test_surrogate_value_is_the_energy_difference() -> None:
     assert float(loss.detach()) == pytest.approx(float(ref), abs=1e-5)
 
 
-def test_pcd_chains_and_options() -> None:
+def testpersistent_chains_and_options() -> None:
     data = _teacher_data(6, 2, 60, seed=3)
     model = pb.compile(pb.graphs.rbm(6, 3), engine="block-gibbs", seed=0)
     model.fit(data, method="pcd", n_chains=37, batch_size=10, epochs=2, seed=0,
               progress=False, optimizer="sgd")
-    assert model._pcd_chains.shape == (37, 9)
-    chains = model._pcd_chains
+    assert model.persistent_chains.shape == (37, 9)
+    chains = model.persistent_chains
     model.fit(data, method="pcd", n_chains=37, batch_size=10, epochs=1, seed=1,
               progress=False, optimizer="sgd")
-    assert model._pcd_chains is chains  # continued, not restarted
+    assert model.persistent_chains is chains  # continued, not restarted
     assert len(model.history) == 3
     h = model.fit(data, method="pcd", epochs=1, progress=False, monitor_nll=False)
     assert "nll" not in h[-1] and "recon_error" in h[-1]
@@ -160,15 +161,15 @@ def test_no_exact_nll_over_the_threshold() -> None:
     {"k": 0}, {"k": 1.5}, {"n_chains": 0}, {"positive_sweeps": 0}, {"monitor_nll": "yes"},
     {"chains": 10}, {"n_chain": 5},
 ])
-def test_bad_options_raise_data_error(options: dict) -> None:
+def test_bad_options_raise_argument_error(options: dict) -> None:
     model = pb.compile(pb.graphs.rbm(3, 2), engine="block-gibbs", seed=0)
-    with pytest.raises(pb.DataError):
+    with pytest.raises(pb.ArgumentError):
         model.fit([[0, 1, 1]], method="pcd", epochs=1, progress=False, **options)
 
 
 def test_cd_rejects_n_chains() -> None:
     model = pb.compile(pb.graphs.rbm(3, 2), seed=0)
-    with pytest.raises(pb.DataError, match="n_chains"):
+    with pytest.raises(pb.ArgumentError, match="n_chains"):
         model.fit([[0, 1, 1]], method="cd", n_chains=4, epochs=1, progress=False)
 
 

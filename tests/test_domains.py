@@ -163,8 +163,9 @@ def test_domain_vector_against_direct_sums() -> None:
 
 @pytest.mark.parametrize("K", K_VALUES)
 def test_numba_kernel_closed_forms_match_direct_sums(K: int) -> None:
-    """The exact engine's scalar copies of G_K and its mean (engines/exact.py)."""
-    from pgm_boltz.engines.exact import _G, _Gmean
+    """The numba copies of G_K and its mean (domains/kernels.py)."""
+    from pgm_boltz.domains.kernels import G as _G
+    from pgm_boltz.domains.kernels import Gmean as _Gmean
 
     a = torch.tensor(A_VALUES, dtype=torch.float64)
     lse, mean, _ = direct(a, K)
@@ -199,17 +200,16 @@ def test_invalid_codes_marks_exactly_the_out_of_domain_entries() -> None:
 
 
 def test_data_bias_inverts_the_conditional_mean() -> None:
-    """``data_bias`` (closed form for two-level units, bisection for multinary) gives
-    biases whose independent-unit means are the clipped data means."""
+    """``bias_for_mean`` (closed form for two-level units, bisection for multinary)
+    gives biases whose independent-unit means are the clipped data means."""
     from pgm_boltz.domains import BINARY, SPIN, DomainVector, multinary
-    from pgm_boltz.training import data_bias
 
     dv = DomainVector([BINARY, SPIN, multinary(4), BINARY, SPIN, multinary(9)])
     lo = torch.tensor([0.0, -1.0, 0.0, 0.0, -1.0, 0.0], dtype=torch.float64)
     hi = torch.ones(6, dtype=torch.float64)
     for means in (torch.tensor([0.3, -0.2, 0.7, 0.999999, -1.0, 0.05], dtype=torch.float64),
                   torch.tensor([0.5, 0.0, 0.5, 0.0, 1.0, 1.0], dtype=torch.float64)):
-        b = data_bias(dv, means)
+        b = dv.bias_for_mean(means)
         assert torch.isfinite(b).all()
         span = hi - lo
         target = torch.minimum(torch.maximum(means, lo + 1e-3 * span), hi - 1e-3 * span)

@@ -150,7 +150,7 @@ def test_validate_args():
     ({"max_enumerate_states": -1}, "max_enumerate_states"),
 ])
 def test_bad_arguments(kwargs, message):
-    with pytest.raises(pb.DataError, match=message):
+    with pytest.raises(pb.ArgumentError, match=message):
         _rbm().to_pyro(**kwargs)
 
 

@@ -10,7 +10,7 @@ import torch
 from conftest import gibbs_moment_z, random_graph
 
 import pgm_boltz as pb
-from pgm_boltz.engines.gibbs import BlockSampler
+from pgm_boltz.samplers import Sampler, gibbs_sampler
 
 Z_TOL = 5.0
 FLOOR = 2e-3
@@ -19,7 +19,7 @@ FLOOR = 2e-3
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
-def moments_z(model, sampler: BlockSampler, seed: int = 0) -> float:
+def moments_z(model, sampler: Sampler, seed: int = 0) -> float:
     """Max z-score of per-chain-averaged Gibbs moments against ``model.moments()``."""
     return float(gibbs_moment_z(model, sampler, burn=60, keep=15, thin=2, seed=seed,
                                 floor=FLOOR).max())
@@ -33,7 +33,7 @@ def test_sparse_storage_matches_exact(backend: str, seed: int) -> None:
     model = pb.compile(G, engine="chromatic-gibbs" if not nx.is_bipartite(G)
                        else "block-gibbs", storage="sparse", dtype=torch.float64)
     assert model.plan.storage == "sparse"
-    s = BlockSampler(model, backend=backend)
+    s = gibbs_sampler(model, backend=backend)
     assert s.backend == backend
     assert moments_z(model, s, seed=seed) < Z_TOL
 
@@ -41,9 +41,9 @@ def test_sparse_storage_matches_exact(backend: str, seed: int) -> None:
 def test_irregular_degrees_use_edge_lists(monkeypatch) -> None:
     """Uneven degrees make padding wasteful, so the torch path switches to per-block
     edge lists (index_add); forced here on a wheel graph, it still matches exact."""
-    from pgm_boltz.engines import gibbs
+    from pgm_boltz.samplers import block_gibbs
 
-    monkeypatch.setattr(gibbs, "_PAD_WASTE", 0.0)
+    monkeypatch.setattr(block_gibbs, "_PAD_WASTE", 0.0)
     G = nx.cycle_graph(9)
     G.add_edges_from((9, i) for i in range(9))
     rng = np.random.default_rng(0)
@@ -52,8 +52,8 @@ def test_irregular_degrees_use_edge_lists(monkeypatch) -> None:
     for u, v in G.edges:
         G.edges[u, v]["weight"] = float(rng.normal(0, 0.5))
     model = pb.compile(G, engine="chromatic-gibbs", storage="sparse", dtype=torch.float64)
-    s = BlockSampler(model, backend="torch")
-    s.block_field(s.init_state(1), 0)
+    s = gibbs_sampler(model, backend="torch")
+    s.block_field(s.init(1), 0)
     assert {sp["kind"] for sp in s._sp} == {"list"}
     assert moments_z(model, s) < Z_TOL
 
@@ -66,7 +66,7 @@ def test_square_lattice_is_sparse_block_gibbs() -> None:
                        engine="block-gibbs", storage="sparse", dtype=torch.float64)
     assert small.plan.engine == "block-gibbs" and len(small.plan.blocks) == 2
     for backend in ("torch", "numba"):
-        assert moments_z(small, BlockSampler(small, backend=backend)) < Z_TOL
+        assert moments_z(small, gibbs_sampler(small, backend=backend)) < Z_TOL
 
 
 def test_no_dense_matrix_on_the_sampling_path(monkeypatch) -> None:
@@ -82,10 +82,10 @@ def test_no_dense_matrix_on_the_sampling_path(monkeypatch) -> None:
     monkeypatch.setattr(model, "coupling_matrix", forbidden)
     monkeypatch.setattr(model, "block_weights", forbidden)
     for backend in ("numba", "torch"):
-        s = BlockSampler(model, backend=backend)
+        s = gibbs_sampler(model, backend=backend)
         gen = torch.Generator().manual_seed(0)
-        x = s.init_state(2, gen)
-        s.sweep(x, gen, 2)
+        x = s.init(2, gen)
+        s.sweep(x, 2, generator=gen)
         s.mean_field(x, 0)
         s.refresh()
         assert s.memory_bytes() / m < 64
@@ -101,14 +101,14 @@ def test_lattice_magnetisation_agrees_between_backends() -> None:
     the same |m| and nearest-neighbour correlation (within sampling error)."""
     G = pb.graphs.lattice(32, 32, periodic=True, coupling=0.6)
     model = pb.compile(G, seed=0)
-    e = model._edges_np
+    e = model.edge_array
     res = {}
     for backend in ("torch", "numba"):
-        s = BlockSampler(model, backend=backend)
+        s = gibbs_sampler(model, backend=backend)
         gen = torch.Generator().manual_seed(1)
-        x = s.init_state(16, gen)
+        x = s.init(16, gen)
         x.fill_(1.0)
-        s.sweep(x, gen, 200)
+        s.sweep(x, 200, generator=gen)
         res[backend] = (float(x.mean(1).abs().mean()),
                         float((x[:, e[:, 0]] * x[:, e[:, 1]]).mean()))
     for a, b in zip(res["torch"], res["numba"]):

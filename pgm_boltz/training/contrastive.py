@@ -1,4 +1,4 @@
-"""Contrastive divergence (CD-k) and persistent CD (PCD) by block Gibbs sampling.
+"""Contrastive divergence (CD-k) and persistent CD (PCD) by MCMC sampling.
 
 Both methods estimate the log-likelihood gradient of a Boltzmann machine,
 
@@ -7,8 +7,9 @@ Both methods estimate the log-likelihood gradient of a Boltzmann machine,
 with the data side from a *positive phase* (the visible units clamped to a batch, the
 hidden units summed out analytically where they are conditionally independent given the
 visible ones, sampled with the visible units clamped otherwise) and the model side from a
-*negative phase* of Gibbs chains: ``k`` block sweeps started from the data (CD-k) or
-continued from the previous step's chains (PCD, ``n_chains`` chains).
+*negative phase* of chains moved by a sampler (:mod:`pgm_boltz.samplers`): ``k`` sweeps
+started from the data (CD-k) or continued from the previous step's chains (PCD,
+``n_chains`` chains).
 
 The estimate reaches the parameters through torch autograd as the gradient of the
 surrogate
@@ -22,22 +23,29 @@ parameters, so ``d loss / d W_ij = <x_i x_j>_neg - <x_i x_j>_pos`` and
 through the block statistics ``X_p^T X_q`` (one matmul per colour-class pair) rather than
 per-edge gathers, so a 784 x 500 RBM step costs five matmuls.
 
-The objectives register themselves with :func:`pgm_boltz.training.register_objective`
-as ``"cd"`` and ``"pcd"``; use them through ``model.fit(data, method="pcd", ...)``.
+The objectives register as ``"cd"`` and ``"pcd"``; use them through
+``model.fit(data, method="pcd", ...)``.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
-from .engines.gibbs import BlockSampler
-from .errors import DataError
-from .training import exact_nll, register_objective
+from .._validation import check_bool, check_int, check_kwargs
+from ..errors import ArgumentError
+from ..inference.sampling import start_states
+from ..inference.scores import reconstruction_error_values
+from ..samplers import make_sampler, sampler_names
+from .exact import exact_nll
+from .fit import FIT_ARGS, register_objective
 
-__all__ = ["CDObjective", "GibbsObjective", "PCDObjective", "reconstruction_error"]
+if TYPE_CHECKING:
+    from ..model import EnergyModel
+
+__all__ = ["CDObjective", "ContrastiveObjective", "PCDObjective"]
 
 #: Clamped sweeps per positive phase when hidden units interact (DBMs).
 DEFAULT_POSITIVE_SWEEPS = 5
@@ -47,23 +55,14 @@ DEFAULT_POSITIVE_SWEEPS = 5
 DEFAULT_MIN_CHAINS = 100
 #: Rows (an evenly spaced subset) on which the epoch's reconstruction error is measured.
 MONITOR_ROWS = 1000
-_OPTIONS = ("k", "n_chains", "positive_sweeps", "monitor_nll")
-_RECON_CHUNK = 4096
-
-
-def _positive_int(name: str, value: Any, method: str, allow_none: bool = False) -> None:
-    if value is None and allow_none:
-        return
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise DataError(f"fit(method={method!r}): {name} must be a positive integer, "
-                        f"got {value!r}")
+OPTIONS = ("k", "n_chains", "positive_sweeps", "monitor_nll", "sampler", "sampler_options")
 
 
 class _RBMLayout:
     """Index facts for the fast path: classes exactly visible / hidden, contiguous, with
     one complete coupling block (an RBM, in any domains): ``W = weight.view(n_v, n_h)``."""
 
-    def __init__(self, model) -> None:
+    def __init__(self, model: EnergyModel) -> None:
         plan = model.plan
         self.ok = False
         if plan.storage != "dense" or len(plan.block_index) != 2 or model.n_hidden == 0:
@@ -85,7 +84,7 @@ class _RBMLayout:
 
 
 def _is_binary(dv) -> bool:
-    return dv.uniform and dv.domains and dv.domains[0].name == "binary"
+    return dv.uniform and bool(dv.domains) and dv.domains[0].name == "binary"
 
 
 def _mean_and_field(dv, f: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -105,114 +104,63 @@ def _draw(dv, mean: torch.Tensor, f: torch.Tensor | None,
     return dv.sample(f, gen)
 
 
-def _rbm_params(model, lay: _RBMLayout) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    return model.weight.view(lay.shape), model.bias[lay.vs], model.bias[lay.hs]
-
-
-def reconstruction_error(model, values: torch.Tensor) -> float:
-    """Mean squared error between visible values and their one-step mean-field
-    reconstruction: ``mean (v - E[v | h = E[h | v]])^2``.
-
-    The hidden means are one mean-field pass over the hidden colour classes with the
-    visible units clamped (exact conditional means for an RBM); the reconstruction is the
-    visible units' conditional mean given those hidden means (and the data's other
-    visible units, where visible units are coupled). Values, not codes.
-
-    >>> import torch, pgm_boltz as pb
-    >>> m = pb.compile(pb.graphs.rbm(4, 2), seed=0)
-    >>> 0.0 <= reconstruction_error(m, torch.ones(3, 4)) <= 1.0
-    True
-    """
-    lay = _RBMLayout(model)
-    total = 0.0
-    with torch.no_grad():
-        for c0 in range(0, values.shape[0], _RECON_CHUNK):
-            v = values[c0:c0 + _RECON_CHUNK]
-            if lay.ok:
-                W, bv, bh = _rbm_params(model, lay)
-                h = model.hidden_domains.mean(v @ W + bh)
-                rec = model.visible_domains.mean(h @ W.t() + bv)
-            else:
-                x = _mean_field_hidden(model, v)
-                vi = torch.as_tensor(model.visible_index, device=model.device)
-                rec = model.visible_domains.mean(model.fields(x, vi))
-            total += float(((v - rec) ** 2).sum())
-    return total / (values.shape[0] * values.shape[1])
-
-
-def _mean_field_hidden(model, v: torch.Tensor) -> torch.Tensor:
-    """Joint values with ``v`` clamped and each hidden class set, in turn, to its
-    conditional mean given the rest (starting from the zero-field means)."""
-    n = v.shape[0]
-    x = model.domains.mean(torch.zeros(n, model.n_nodes, dtype=model.dtype,
-                                       device=model.device))
-    x[:, torch.as_tensor(model.visible_index, device=model.device)] = v
-    if model.n_hidden:
-        s = BlockSampler(model, clamped=model.visible_index)
-        for k, blk in enumerate(s.blocks):
-            x[:, blk.index] = s.mean_field(x, k)
-    return x
-
-
-class GibbsObjective:
-    """Shared machinery of CD-k and PCD (see the module docstring for the maths).
+class ContrastiveObjective:
+    """Shared machinery of CD-k and PCD (see the module text for the maths).
 
     Options (passed through ``fit(..., **options)``):
 
-    - ``k`` (int, default 1): block-Gibbs sweeps of the negative phase per step.
+    - ``k`` (int, default 1): sweeps of the negative phase per step.
     - ``n_chains`` (int, PCD only; default ``max(batch_size, 100)``): persistent chains.
-      They are kept on the model (``model._pcd_chains``), so a second ``fit`` call with
-      the same number of chains continues them (e.g. after lowering ``lr``).
+      A continued fit (the state of the previous one passed back, as
+      ``model.fit`` does) with the same number of chains continues them.
     - ``positive_sweeps`` (int, default 5): clamped sweeps of the positive phase when
       hidden units interact (DBMs); each data row's hidden state persists between visits.
     - ``monitor_nll`` (bool, default True): exact ``nll`` / ``val_nll`` in the history
-      when ``model.plan.exact_feasible``.
+      when exact work is feasible.
+    - ``sampler`` (default ``"gibbs"``) and ``sampler_options``: the sampler of the
+      negative phase (a registered name, :mod:`pgm_boltz.samplers`).
 
-    Each epoch's metrics: ``recon_error`` (see :func:`reconstruction_error`, on at most
-    ``MONITOR_ROWS`` evenly spaced training rows) and, when exact work is feasible,
-    ``nll`` (train, all rows) and ``val_nll`` (validation data); without exact work,
-    ``val_recon_error`` on the validation data.
+    Each epoch's metrics: ``recon_error`` (on at most ``MONITOR_ROWS`` evenly spaced
+    training rows) and, when exact work is feasible, ``nll`` (train, all rows) and
+    ``val_nll`` (validation data); without exact work, ``val_recon_error``.
     """
 
-    name = "gibbs"
+    name = "contrastive"
     persistent = False
 
-    def __init__(self, model, train: torch.Tensor | None = None,
+    def __init__(self, model: EnergyModel, train: torch.Tensor | None = None,
                  generator: torch.Generator | None = None, seed: int | None = None,
-                 batch_size: int | None = None, k: int = 1, n_chains: int | None = None,
+                 batch_size: int | None = None, state: Any = None, k: int = 1,
+                 n_chains: int | None = None,
                  positive_sweeps: int = DEFAULT_POSITIVE_SWEEPS, monitor_nll: bool = True,
+                 sampler: str = "gibbs", sampler_options: dict | None = None,
                  **unknown: Any) -> None:
-        method = self.name
+        where = f"fit(method={self.name!r})"
         if unknown:
-            raise DataError(
-                f"fit(method={method!r}) got unknown option(s) {sorted(unknown)}; the "
-                f"options of {method!r} are {list(_OPTIONS)} plus fit's own (epochs, lr, "
-                "batch_size, optimizer, momentum, weight_decay, seed, progress, "
-                "validation_data, init_bias)")
-        _positive_int("k", k, method)
-        _positive_int("positive_sweeps", positive_sweeps, method)
-        _positive_int("n_chains", n_chains, method, allow_none=True)
+            check_kwargs(where, unknown, (*OPTIONS, *FIT_ARGS))
+        self.k = check_int("k", k, 1, where=where)
+        self.positive_sweeps = check_int("positive_sweeps", positive_sweeps, 1, where=where)
+        check_int("n_chains", n_chains, 1, allow_none=True, where=where)
         if n_chains is not None and not self.persistent:
-            raise DataError("fit(method='cd'): n_chains applies to method='pcd' only (CD "
-                            "runs one chain per data row); drop it or use method='pcd'")
-        if not isinstance(monitor_nll, bool):
-            raise DataError(f"fit(method={method!r}): monitor_nll must be True or False, "
-                            f"got {monitor_nll!r}")
+            raise ArgumentError("fit(method='cd'): n_chains applies to method='pcd' only (CD "
+                                "runs one chain per data row); drop it or use method='pcd'")
+        self.monitor_nll = check_bool("monitor_nll", monitor_nll, where=where)
+        if sampler not in sampler_names():
+            raise ArgumentError(f"{where}: unknown sampler {sampler!r}; use one of "
+                                f"{sampler_names()}")
+        if sampler_options is not None and not isinstance(sampler_options, dict):
+            raise ArgumentError(f"{where}: sampler_options must be a dict, got "
+                                f"{sampler_options!r}")
         self.model = model
-        self.k = int(k)
-        self.positive_sweeps = int(positive_sweeps)
-        self.monitor_nll = monitor_nll
         self.layout = _RBMLayout(model)
-        is_hidden = np.zeros(model.n_nodes, dtype=bool)
-        is_hidden[model.hidden_index] = True
-        e = model._edges_np
-        self.analytic = not bool((is_hidden[e[:, 0]] & is_hidden[e[:, 1]]).any()) \
-            if len(e) else True
-        self.sampler = BlockSampler(model)
-        self.clamped = None if self.analytic else BlockSampler(
-            model, clamped=model.visible_index)
-        self._vi = torch.as_tensor(model.visible_index, device=model.device)
-        self._hi = torch.as_tensor(model.hidden_index, device=model.device)
+        self.sampler_name = sampler
+        self.sampler = make_sampler(model, sampler, **(sampler_options or {}))
+        self.fast = self.layout.ok and sampler == "gibbs"
+        self.analytic = model._hidden_problem is None
+        self.clamped = None if self.analytic else make_sampler(
+            model, "block-gibbs", clamped=model.visible_index)
+        self._vi = model.index("visible")
+        self._hi = model.index("hidden")
         self._row_ids: dict[bytes, int] | None = None
         self._pos_state: torch.Tensor | None = None
         if not self.analytic and train is not None:
@@ -220,16 +168,19 @@ class GibbsObjective:
             self._row_ids = {}
             for i, r in enumerate(rows):
                 self._row_ids.setdefault(r.tobytes(), i)
-            self._pos_state = self.sampler.init_state(len(rows), generator, visible_values=train)
+            self._pos_state = self.sampler.init(len(rows), generator, visible_values=train)
         n_rows = 1 if train is None else train.shape[0]
         bs = n_rows if batch_size is None else min(int(batch_size), n_rows)
         self.n_chains = int(n_chains) if n_chains is not None else max(bs, DEFAULT_MIN_CHAINS)
         self.chains: torch.Tensor | None = None
-        if self.persistent:  # a continued fit continues the chains of the last PCD fit
-            prev = getattr(model, "_pcd_chains", None)
-            if prev is not None and tuple(prev.shape) == (self.n_chains, model.n_nodes) \
-                    and prev.device == model.device and prev.dtype == model.dtype:
-                self.chains = prev
+        if self.persistent and torch.is_tensor(state) \
+                and tuple(state.shape) == (self.n_chains, model.n_nodes) \
+                and state.device == model.device and state.dtype == model.dtype:
+            self.chains = state  # continue the previous fit's chains
+
+    def state(self) -> torch.Tensor | None:
+        """The persistent chains (PCD), for a continued fit."""
+        return self.chains
 
     # ------------------------------------------------------------------ statistics
     def _stats(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
@@ -243,10 +194,7 @@ class GibbsObjective:
             return mean, [(x[:, u] * x[:, v]).mean(0)]
         out = []
         for pr in m._block_pairs:
-            xp = x[:, self.sampler._sl_all[pr["p"]]] if self.sampler._sl_all[pr["p"]] \
-                is not None else x[:, self.sampler._idx_all[pr["p"]]]
-            xq = x[:, self.sampler._sl_all[pr["q"]]] if self.sampler._sl_all[pr["q"]] \
-                is not None else x[:, self.sampler._idx_all[pr["q"]]]
+            xp, xq = _take(x, pr["ip"]), _take(x, pr["iq"])
             out.append(xp.t() @ xq / B)
         return mean, out
 
@@ -269,28 +217,29 @@ class GibbsObjective:
         m = self.model
         B = batch.shape[0]
         if self.analytic:
-            x = torch.zeros(B, m.n_nodes, dtype=m.dtype, device=m.device)
-            x[:, self._vi] = batch
+            x = m.visible_state(batch)
             if m.n_hidden == 0:
                 return x, x
-            f = m.fields(x, self._hi)
+            f = m.fields(x, m.hidden_index)
             xs = x.clone()
             x[:, self._hi] = m.hidden_domains.mean(f)
             xs[:, self._hi] = m.hidden_domains.sample(f, gen)
             return x, xs
         s = self.clamped
+        assert s is not None
         s.refresh()
         rows = None
         if self._row_ids is not None:
             keys = batch.detach().cpu().numpy()
             rows = [self._row_ids.get(r.tobytes()) for r in keys]
         if rows is not None and all(r is not None for r in rows):
+            assert self._pos_state is not None
             ridx = torch.as_tensor(rows, device=m.device)
             x = self._pos_state[ridx].clone()
         else:
             ridx = None
-            x = s.init_state(B, gen, visible_values=batch)
-        s.sweep(x, gen, self.positive_sweeps)
+            x = s.init(B, gen, visible_values=batch)
+        s.sweep(x, self.positive_sweeps, generator=gen)
         if ridx is not None:
             self._pos_state[ridx] = x
         xs = x.clone()
@@ -303,13 +252,14 @@ class GibbsObjective:
         """``k`` sweeps from ``start`` (in place); returns (Rao-Blackwellised, sampled)."""
         s = self.sampler
         s.refresh()
-        s.sweep(start, gen, self.k)
+        s.sweep(start, self.k, generator=gen)
         x = start.clone()
         last = s.blocks[-1]
+        mf = s.mean_field(start, len(s.blocks) - 1)
         if last.sl is not None:
-            x[:, last.sl] = s.mean_field(start, len(s.blocks) - 1)
+            x[:, last.sl] = mf
         else:
-            x[:, last.index] = s.mean_field(start, len(s.blocks) - 1)
+            x[:, last.index] = mf
         return x, start
 
     # ------------------------------------------------------------------ fast RBM path
@@ -318,14 +268,14 @@ class GibbsObjective:
         data, k alternating draws, hidden means of the last visible draw, and the two
         statistics ``v^T E[h|v] / B``; the surrogate is linear in (W, b_v, b_h)."""
         m, lay = self.model, self.layout
-        W, bv, bh = _rbm_params(m, lay)
+        W, bv, bh = m.weight.view(lay.shape), m.bias[lay.vs], m.bias[lay.hs]
         vd, hd = m.visible_domains, m.hidden_domains
         with torch.no_grad():
             Wd, bvd, bhd = W.detach(), bv.detach(), bh.detach()
             hp, fp = _mean_and_field(hd, torch.addmm(bhd, v, Wd))
             if self.persistent:
                 if self.chains is None:
-                    self._new_chains(gen)
+                    self.chains = self._init_chains(gen)
                 h = self.chains[:, lay.hs]
             else:
                 h = _draw(hd, hp, fp, gen)
@@ -356,34 +306,21 @@ class GibbsObjective:
             self._w_key = key
         return self._w
 
-    def _new_chains(self, gen: torch.Generator | None) -> torch.Tensor:
-        self.chains = self._init_chains(gen)
-        self.model._pcd_chains = self.chains
-        return self.chains
-
     def _init_chains(self, gen: torch.Generator | None) -> torch.Tensor:
-        """PCD chains: visible units drawn from the data marginals (``model.visible_init``,
-        set by fit) or uniform, hidden units from their conditionals given them."""
-        m = self.model
-        x = self.sampler.init_state(self.n_chains, gen)
-        vis_init = getattr(m, "visible_init", None)
-        if vis_init is not None:
-            f = vis_init.to(m.device, m.dtype).expand(self.n_chains, -1)
-            x[:, self._vi] = m.visible_domains.sample(f, gen)
-        if m.n_hidden:
-            BlockSampler(m, clamped=m.visible_index).sweep(x, gen, 1)
-        return x
+        """PCD chains: visible units from the data marginals (``model.visible_init``, set
+        by fit), hidden units from their conditionals given them."""
+        return start_states(self.model, self.sampler, self.n_chains, gen)
 
     # ------------------------------------------------------------------ the protocol
     def loss(self, batch: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
         """The surrogate for one batch of visible values; its gradient is the estimate."""
-        if self.layout.ok:
+        if self.fast:
             return self._rbm_loss(batch, generator)
         with torch.no_grad():
             pos_rb, pos_s = self._positive(batch, generator)
             if self.persistent:
                 if self.chains is None:
-                    self._new_chains(generator)
+                    self.chains = self._init_chains(generator)
                 neg_rb, _ = self._negative(self.chains, generator)
             else:
                 neg_rb, _ = self._negative(pos_s.clone(), generator)
@@ -405,21 +342,26 @@ class GibbsObjective:
     def epoch_metrics(self, train: torch.Tensor, val: torch.Tensor | None) -> dict:
         """``recon_error`` and, when exact work is feasible, ``nll`` / ``val_nll``."""
         m = self.model
-        out: dict = {"recon_error": reconstruction_error(m, self._monitor_rows(train))}
-        if self.monitor_nll and m.plan.exact_feasible:
+        out: dict = {"recon_error": reconstruction_error_values(m, self._monitor_rows(train))}
+        exact = m.plan.exact_feasible and (m.plan.hidden is None or m.plan.hidden.feasible)
+        if self.monitor_nll and exact:
             with torch.no_grad():
-                log_z = m.log_partition()
+                log_z = m.exact_log_partition()
                 out["nll"] = float(exact_nll(m, train, log_z))
                 if val is not None:
                     out["val_nll"] = float(exact_nll(m, val, log_z))
         elif val is not None:
-            out["val_recon_error"] = reconstruction_error(m, self._monitor_rows(val))
+            out["val_recon_error"] = reconstruction_error_values(m, self._monitor_rows(val))
         return out
 
 
-class CDObjective(GibbsObjective):
+def _take(x: torch.Tensor, idx: slice | torch.Tensor) -> torch.Tensor:
+    return x[:, idx] if isinstance(idx, slice) else x.index_select(1, idx)
+
+
+class CDObjective(ContrastiveObjective):
     """CD-k: negative chains start at the batch (hidden units sampled given it) and run
-    ``k`` block sweeps. ``model.fit(data, method="cd", k=1)``.
+    ``k`` sweeps. ``model.fit(data, method="cd", k=1)``.
 
     >>> import pgm_boltz as pb
     >>> m = pb.compile(pb.graphs.rbm(4, 2), engine="block-gibbs", seed=0)
@@ -432,9 +374,9 @@ class CDObjective(GibbsObjective):
     persistent = False
 
 
-class PCDObjective(GibbsObjective):
+class PCDObjective(ContrastiveObjective):
     """PCD-k (stochastic maximum likelihood): ``n_chains`` persistent chains, each step
-    continued by ``k`` block sweeps. ``model.fit(data, method="pcd", n_chains=100)``.
+    continued by ``k`` sweeps. ``model.fit(data, method="pcd", n_chains=100)``.
 
     >>> import pgm_boltz as pb
     >>> m = pb.compile(pb.graphs.rbm(4, 2), engine="block-gibbs", seed=0)

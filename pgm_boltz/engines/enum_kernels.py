@@ -36,7 +36,8 @@ import numba as nb
 import numpy as np
 import torch
 
-from ..domains import DomainVector
+from ..domains import ARITH, DomainVector
+from ..domains.kernels import G, log_normalizer, mean
 from .threads import run_split
 
 __all__ = ["ExactProblem", "exact_log_partition", "exact_moments", "exact_sample_enumerated"]
@@ -49,48 +50,6 @@ _GROUPS = 64  # chunk groups with their own sums (merged in order: thread-count 
 # reassociation and contraction only (no finite-math assumptions): lets LLVM vectorise
 _FAST = {"nsz", "arcp", "contract", "reassoc"}
 _GROUP_MEMORY = 1 << 24  # floats of per-group sums at most (128 MiB)
-
-
-@nb.njit(cache=True, inline="always")
-def _series_coefs(K: int) -> tuple:
-    """``d_j (1 - K^-2j)`` of G_K's Taylor series in ``x = K a`` (see domains.py)."""
-    k2 = 1.0 / (K * K)
-    return ((1.0 - k2) / 24.0, -(1.0 - k2 ** 2) / 2880.0, (1.0 - k2 ** 3) / 181440.0,
-            -(1.0 - k2 ** 4) / 9676800.0)
-
-
-@nb.njit(cache=True, inline="always")
-def _G(a: float, K: int) -> float:
-    """log sum_{k<K} exp(a k)."""
-    t = abs(a)
-    pos = a if a > 0.0 else 0.0
-    if K == 2:
-        return pos + math.log1p(math.exp(-t))
-    x = K * a
-    if abs(x) < 0.15:  # the 4-term series of domains.py (closed form cancels near 0)
-        x2 = x * x
-        c1, c2, c3, c4 = _series_coefs(K)
-        return math.log(K) + (K - 1) * a / 2.0 + x2 * (c1 + x2 * (c2 + x2 * (c3 + x2 * c4)))
-    g = math.log(-math.expm1(-K * t)) - math.log(-math.expm1(-t))
-    return (K - 1) * pos + g
-
-
-@nb.njit(cache=True, inline="always")
-def _Gmean(a: float, K: int) -> float:
-    """E[k] under P(k) ∝ exp(a k), k < K."""
-    if K == 2:
-        if a >= 0.0:
-            return 1.0 / (1.0 + math.exp(-a))
-        e = math.exp(a)
-        return e / (1.0 + e)
-    t = abs(a)
-    x = K * a
-    if abs(x) < 0.15:
-        x2 = x * x
-        c1, c2, c3, c4 = _series_coefs(K)
-        return (K - 1) / 2.0 + K * x * (2 * c1 + x2 * (4 * c2 + x2 * (6 * c3 + x2 * 8 * c4)))
-    m = 1.0 / math.expm1(t) - K / math.expm1(K * t)
-    return K - 1 - m if a > 0.0 else m
 
 
 @nb.njit(cache=True)
@@ -116,10 +75,11 @@ def _fields(s, bE, WEE, bS, WES, fE, fS):
 
 
 @nb.njit(cache=True)
-def _summed(fS, loS, stepS, KS):
+def _summed(fS, kS, loS, stepS, KS, VS, LWS):
+    """``sum_i A_i(f_i)`` over the summed-out nodes (the domains' own maths)."""
     tot = 0.0
     for i in range(fS.shape[0]):
-        tot += fS[i] * loS[i] + _G(fS[i] * stepS[i], KS[i])
+        tot += log_normalizer(fS[i], i, kS, loS, stepS, KS, VS, LWS)
     return tot
 
 
@@ -135,7 +95,7 @@ def _next_digit(a, d, KE):
 
 
 @nb.njit(cache=True, inline="always")
-def _summed_mu(fS, loS, stepS, KS, mu, binS):
+def _summed_mu(fS, kS, loS, stepS, KS, VS, LWS, mu, binS):
     """``sum_i A_i(f_i)`` over the summed-out nodes, and their conditional means ``mu``.
 
     With two-level nodes only (``binS``) one ``exp`` per node serves both:
@@ -163,23 +123,22 @@ def _summed_mu(fS, loS, stepS, KS, mu, binS):
                 prod = 1.0
         return tot + math.log(prod)
     for i in range(nS):
-        x = fS[i] * stepS[i]
-        tot += fS[i] * loS[i] + _G(x, KS[i])
-        mu[i] = loS[i] + stepS[i] * _Gmean(x, KS[i])
+        tot += log_normalizer(fS[i], i, kS, loS, stepS, KS, VS, LWS)
+        mu[i] = mean(fS[i], i, kS, loS, stepS, KS, VS, LWS)
     return tot
 
 
 @nb.njit(cache=True)
-def _fix_top(c, n_low, loE, stepE, KE, bE, WEE, bS, WES, st, bL, bSc):
+def _fix_top(c, n_low, VE, KE, bE, WEE, bS, WES, st, bL, bSc):
     """Fix the enumerated nodes ``n_low..`` at chunk ``c``'s levels (mixed radix, first
     fastest): their values ``st``, the biases they leave on the rest, and their constant
     log-weight ``b_T.s_T + s_T W_TT s_T / 2``."""
-    nE = loE.shape[0]
+    nE = KE.shape[0]
     nT = nE - n_low
     rem = c + 0
     for q in range(nT):
         K = KE[n_low + q]
-        st[q] = loE[n_low + q] + stepE[n_low + q] * (rem % K)
+        st[q] = VE[n_low + q, rem % K]
         rem //= K
     for k in range(n_low):
         bL[k] = bE[k]
@@ -223,15 +182,16 @@ def _exp_from_max(lw, w):
 
 
 @nb.njit(cache=True, fastmath=_FAST)
-def _table_weights(XT, baseL, FL, EB, mB, RB, EFLT, cS, loL, stepL, KL, bL, bSc, loS,
-                   stepS, KS, binS, want_mu, lw, w, M, fS, acc):
+def _table_weights(XT, baseL, FL, EB, mB, RB, EFLT, cS, VL, spanL, KL, bL, bSc, kS, loS,
+                   stepS, KS, VS, LWS, binS, polyS, want_mu, lw, w, M, fS, acc):
     """Weights of one chunk's table rows up to a common factor ``e^m``; returns ``m``.
 
     ``log p~(x) = x W_LL x / 2 + x.b_L + sum_s A_s(f_s(x))`` with ``f_s = (x W_LS)_s + b_S``
     and ``w[x] = p~(x) e^{-m}``; with ``want_mu``, ``M[s, x]`` is summed node s's
     conditional mean. Two forms give the same numbers:
 
-    - product form (no ``exp`` per row): ``e^{x.b_L}`` is a product of per-node factors
+    - product form (no ``exp`` per row; summed nodes of arithmetic-progression domains,
+      ``polyS``): ``e^{x.b_L}`` is a product of per-node factors
       built by doubling over the table (one multiply per row), ``e^{x W_LL x / 2 + lo.f}``
       is the precomputed ``EB``, and with ``y_s = e^{step_s f_s} = EFLT[s, x] e^{a_s}``,
       ``A_s = lo_s f_s + log sum_{k<K} y_s^k`` (``1 + y`` for two levels), so a row's weight
@@ -243,8 +203,8 @@ def _table_weights(XT, baseL, FL, EB, mB, RB, EFLT, cS, loL, stepL, KL, bL, bSc,
     """
     n_low, nL = XT.shape
     nS = bSc.shape[0]
-    fast = True
-    for s in range(nS):
+    fast = polyS
+    for s in range(nS if polyS else 0):
         if (stepS[s] * bSc[s] + cS[s]) * (KS[s] - 1) > _SAFE_LOG:
             fast = False
             break
@@ -256,34 +216,31 @@ def _table_weights(XT, baseL, FL, EB, mB, RB, EFLT, cS, loL, stepL, KL, bL, bSc,
             for s in range(nS):
                 fS[s] = FL[l, s] + bSc[s]
             if want_mu:
-                lw[l] += _summed_mu(fS, loS, stepS, KS, acc, binS)
+                lw[l] += _summed_mu(fS, kS, loS, stepS, KS, VS, LWS, acc, binS)
                 for s in range(nS):
                     M[s, l] = acc[s]
             else:
-                lw[l] += _summed(fS, loS, stepS, KS)
+                lw[l] += _summed(fS, kS, loS, stepS, KS, VS, LWS)
         return _exp_from_max(lw, w)
     # E part: e^{x.b_L + x W_LL x / 2 + lo.(x W_LS)} / e^{mE}
     R = RB
     for k in range(n_low):
-        R += abs(bL[k] * stepL[k]) * (KL[k] - 1)
+        R += abs(bL[k]) * spanL[k]
     if R <= _SAFE_LOG:
         w[0] = 1.0
         size = 1
         mE = mB
         for k in range(n_low):
             b = bL[k]
-            e0 = b * loL[k]
-            e1 = b * (loL[k] + stepL[k] * (KL[k] - 1))
-            mk = max(e0, e1)
+            mk = -np.inf
+            for d in range(KL[k]):
+                mk = max(mk, b * VL[k, d])
             mE += mk
-            f0 = math.exp(e0 - mk)
-            for l in range(size):
-                w[l] *= f0
-            r = math.exp(b * stepL[k])
-            for d in range(1, KL[k]):
+            for d in range(KL[k] - 1, -1, -1):  # block 0 (the source) is written last
+                fd = math.exp(b * VL[k, d] - mk)
                 o = d * size
                 for l in range(size):
-                    w[o + l] = w[o - size + l] * r
+                    w[o + l] = w[l] * fd
             size *= KL[k]
         for l in range(nL):
             w[l] *= EB[l]
@@ -305,7 +262,7 @@ def _table_weights(XT, baseL, FL, EB, mB, RB, EFLT, cS, loL, stepL, KL, bL, bSc,
     for s in range(nS):
         a = stepS[s] * bSc[s] + cS[s]
         K = KS[s]
-        g = _G(a, K)
+        g = G(a, K)
         if bound + g > _SAFE_LOG and bound > 0.0:
             if not logs:
                 for l in range(nL):
@@ -352,7 +309,7 @@ def _table_weights(XT, baseL, FL, EB, mB, RB, EFLT, cS, loL, stepL, KL, bL, bSc,
 
 
 @nb.njit(cache=True, fastmath=_FAST, inline="always")
-def _table_dot(v, tmp, loL, stepL, KL, out):
+def _table_dot(v, tmp, VL, KL, out):
     """``out[k] = sum_x x_k v[x]`` for every low node k of the table, by folding: the
     slowest node's levels are contiguous blocks, so their block sums give its term, and
     adding the blocks together leaves the same problem for the remaining nodes on a
@@ -360,19 +317,17 @@ def _table_dot(v, tmp, loL, stepL, KL, out):
     n = v.shape[0]
     for x in range(n):
         tmp[x] = v[x]
-    for k in range(loL.shape[0] - 1, -1, -1):
+    for k in range(KL.shape[0] - 1, -1, -1):
         K = KL[k]
         sz = n // K
-        tot = 0.0
-        lev = 0.0
+        acc = 0.0
         for d in range(K):
             bs = 0.0
             o = d * sz
             for x in range(sz):
                 bs += tmp[o + x]
-            tot += bs
-            lev += d * bs
-        out[k] = loL[k] * tot + stepL[k] * lev
+            acc += VL[k, d] * bs
+        out[k] = acc
         for d in range(1, K):
             o = d * sz
             for x in range(sz):
@@ -381,8 +336,9 @@ def _table_dot(v, tmp, loL, stepL, KL, out):
 
 
 @nb.njit(cache=True, nogil=True, fastmath=_FAST)
-def _table_groups(g0, g1, bounds, loE, stepE, KE, bE, WEE, loS, stepS, KS, bS, WES, n_low,
-                  binS, moments, full_ss, XT, baseL, FL, EB, mB, RB, EFLT, cS, out_logz,
+def _table_groups(g0, g1, bounds, VE, spanE, KE, bE, WEE, kS, loS, stepS, KS, VS, LWS, bS,
+                  WES, n_low, binS, polyS, moments, full_ss, XT, baseL, FL, EB, mB, RB, EFLT,
+                  cS, out_logz,
                   out_C, H1, T, PL, AH, HH, BL, BH, SS):
     """Groups ``g0..g1-1`` of chunks: chunk c fixes the enumerated nodes ``n_low..`` at
     its levels (``_fix_top``) and weighs all the rows of the table at once
@@ -395,11 +351,11 @@ def _table_groups(g0, g1, bounds, loE, stepE, KE, bE, WEE, loS, stepS, KS, bS, W
     ``BL = sum p s_low (x) mu``, ``BH = sum p s_top (x) mu`` and, with ``full_ss``,
     ``SS = sum p mu (x) mu`` (upper triangle).
     """
-    nE = loE.shape[0]
+    nE = KE.shape[0]
     nT = nE - n_low
     nS = bS.shape[0]
     nL = baseL.shape[0]
-    loL, stepL, KL = loE[:n_low], stepE[:n_low], KE[:n_low]
+    VL, spanL, KL = VE[:n_low], spanE[:n_low], KE[:n_low]
     st = np.empty(nT)
     bL = np.empty(n_low)
     bSc = np.empty(nS)
@@ -415,10 +371,10 @@ def _table_groups(g0, g1, bounds, loE, stepE, KE, bE, WEE, loS, stepS, KS, bS, W
     for g in range(g0, g1):
         shift = -np.inf
         for c in range(bounds[g], bounds[g + 1]):
-            const = _fix_top(c, n_low, loE, stepE, KE, bE, WEE, bS, WES, st, bL, bSc)
-            m = const + _table_weights(XT, baseL, FL, EB, mB, RB, EFLT, cS, loL, stepL, KL,
-                                       bL, bSc, loS, stepS, KS, binS, moments, lw, w, M,
-                                       fS, acc)
+            const = _fix_top(c, n_low, VE, KE, bE, WEE, bS, WES, st, bL, bSc)
+            m = const + _table_weights(XT, baseL, FL, EB, mB, RB, EFLT, cS, VL, spanL, KL,
+                                       bL, bSc, kS, loS, stepS, KS, VS, LWS, binS, polyS,
+                                       moments, lw, w, M, fS, acc)
             if m > shift + _RESCALE_AT:  # rescale the group's sums to a larger shift
                 r = math.exp(shift - m) if shift > -np.inf else 0.0
                 out_C[g] *= r
@@ -443,7 +399,7 @@ def _table_groups(g0, g1, bounds, loE, stepE, KE, bE, WEE, loS, stepS, KS, bS, W
             for l in range(nL):
                 w[l] *= f
                 PL[g, l] += w[l]
-            _table_dot(w, tmp, loL, stepL, KL, u)
+            _table_dot(w, tmp, VL, KL, u)
             if full_ss:
                 for s in range(nS):
                     for t in range(s + 1, nS):
@@ -459,7 +415,7 @@ def _table_groups(g0, g1, bounds, loE, stepE, KE, bE, WEE, loS, stepS, KS, bS, W
                     a += v
                 tmu[s] = a
                 T[g, s] += a
-                _table_dot(M[s], tmp, loL, stepL, KL, u2)
+                _table_dot(M[s], tmp, VL, KL, u2)
                 for k in range(n_low):
                     BL[g, k, s] += u2[k]
             for q in range(nT):
@@ -475,13 +431,14 @@ def _table_groups(g0, g1, bounds, loE, stepE, KE, bE, WEE, loS, stepS, KS, bS, W
 
 
 @nb.njit(cache=True)
-def _sample_kernel(loE, stepE, KE, bE, WEE, loS, stepS, KS, bS, WES, n_states, logz, u):
-    nE = loE.shape[0]
+def _sample_kernel(VE, KE, bE, WEE, kS, loS, stepS, KS, VS, LWS, bS, WES, n_states, logz,
+                   u):
+    nE = KE.shape[0]
     n = u.shape[0]
     out = np.empty((n, nE))
     a = np.zeros(nE, np.int64)
     d = np.ones(nE, np.int64)
-    s = loE.copy()
+    s = VE[:, 0].copy()
     fE = np.empty(nE)
     fS = np.empty(bS.shape[0])
     logwE = _fields(s, bE, WEE, bS, WES, fE, fS)
@@ -491,11 +448,11 @@ def _sample_kernel(loE, stepE, KE, bE, WEE, loS, stepS, KS, bS, WES, n_states, l
         if t > 0:
             j = _next_digit(a, d, KE)
             a[j] += d[j]
-            delta = stepE[j] * d[j]
+            delta = VE[j, a[j]] - VE[j, a[j] - d[j]]
             s[j] += delta
             if t % _REFRESH_STEPS == 0:
                 for q in range(nE):
-                    s[q] = loE[q] + stepE[q] * a[q]
+                    s[q] = VE[q, a[q]]
                 logwE = _fields(s, bE, WEE, bS, WES, fE, fS)
             else:
                 logwE += delta * fE[j]
@@ -503,7 +460,7 @@ def _sample_kernel(loE, stepE, KE, bE, WEE, loS, stepS, KS, bS, WES, n_states, l
                     fE[k] += delta * WEE[j, k]
                 for i in range(fS.shape[0]):
                     fS[i] += delta * WES[j, i]
-        cum += math.exp(logwE + _summed(fS, loS, stepS, KS) - logz)
+        cum += math.exp(logwE + _summed(fS, kS, loS, stepS, KS, VS, LWS) - logz)
         while ptr < n and u[ptr] < cum:
             out[ptr, :] = s
             ptr += 1
@@ -517,25 +474,35 @@ def _sample_kernel(loE, stepE, KE, bE, WEE, loS, stepS, KS, bS, WES, n_states, l
 
 @dataclass
 class ExactProblem:
-    """The arrays a kernel walks: enumerated set E and summed-out set S of a model."""
+    """The arrays a kernel walks: enumerated set E and summed-out set S of a model.
+
+    Per node (E or S): the domain arrays of
+    :meth:`~pgm_boltz.domains.DomainVector.kernel_arrays` (``k`` kind, ``lo``, ``step``,
+    ``K`` levels, ``V`` value table, ``LW`` log-weights); ``spanE`` is each enumerated
+    node's value range; ``polyS`` says whether every summed node is an arithmetic
+    progression (the product form applies)."""
 
     enum: np.ndarray
     summed: np.ndarray
-    loE: np.ndarray
-    stepE: np.ndarray
+    VE: np.ndarray
+    spanE: np.ndarray
     KE: np.ndarray
     bE: np.ndarray
     WEE: np.ndarray
+    kS: np.ndarray
     loS: np.ndarray
     stepS: np.ndarray
     KS: np.ndarray
+    VS: np.ndarray
+    LWS: np.ndarray
     bS: np.ndarray
     WES: np.ndarray
     n_states: int
+    polyS: bool
 
-    def args(self) -> tuple:
-        return (self.loE, self.stepE, self.KE, self.bE, self.WEE, self.loS, self.stepS,
-                self.KS, self.bS, self.WES, self.n_states)
+    def summed_args(self) -> tuple:
+        """The summed nodes' domain arrays, in the kernels' argument order."""
+        return (self.kS, self.loS, self.stepS, self.KS, self.VS, self.LWS)
 
 
 def build_problem(domains: DomainVector, bias: np.ndarray, J: np.ndarray,
@@ -545,14 +512,16 @@ def build_problem(domains: DomainVector, bias: np.ndarray, J: np.ndarray,
     mask = np.zeros(n, dtype=bool)
     mask[enum] = True
     summed = np.flatnonzero(~mask)
-    lo, step, K = domains.kinds_array()
+    kind, lo, step, K, V, LW = domains.kernel_arrays()
     n_states = int(np.prod(K[enum], dtype=np.float64)) if len(enum) else 1
     c = np.ascontiguousarray
+    span = np.array([np.ptp(V[i, :K[i]]) for i in range(n)]) if n else np.zeros(0)
     return ExactProblem(
-        enum=enum, summed=summed, loE=c(lo[enum]), stepE=c(step[enum]), KE=c(K[enum]),
-        bE=c(bias[enum]), WEE=c(J[np.ix_(enum, enum)]), loS=c(lo[summed]),
-        stepS=c(step[summed]), KS=c(K[summed]), bS=c(bias[summed]),
-        WES=c(J[np.ix_(enum, summed)]), n_states=n_states)
+        enum=enum, summed=summed, VE=c(V[enum]), spanE=c(span[enum]), KE=c(K[enum]),
+        bE=c(bias[enum]), WEE=c(J[np.ix_(enum, enum)]), kS=c(kind[summed]),
+        loS=c(lo[summed]), stepS=c(step[summed]), KS=c(K[summed]), VS=c(V[summed]),
+        LWS=c(LW[summed]), bS=c(bias[summed]), WES=c(J[np.ix_(enum, summed)]),
+        n_states=n_states, polyS=bool(np.all(kind[summed] == ARITH)))
 
 
 def _split(problem: ExactProblem) -> tuple[int, int]:
@@ -585,7 +554,7 @@ def _low_table(problem: ExactProblem, n_low: int) -> tuple:
     rem = np.arange(rows)
     XT = np.empty((n_low, rows))
     for k in range(n_low):
-        XT[k] = problem.loE[k] + problem.stepE[k] * (rem % KE[k])
+        XT[k] = problem.VE[k, rem % KE[k]]
         rem = rem // KE[k]
     baseL = 0.5 * np.einsum("kl,kl->l", problem.WEE[:n_low, :n_low] @ XT, XT)
     FL = np.ascontiguousarray(XT.T @ problem.WES[:n_low])
@@ -601,7 +570,7 @@ def _low_table(problem: ExactProblem, n_low: int) -> tuple:
 
 
 def _binary_summed(problem: ExactProblem) -> bool:
-    return bool(np.all(problem.KS == 2))
+    return problem.polyS and bool(np.all(problem.KS == 2))
 
 
 def _walk(problem: ExactProblem, moments: bool, full_ss: bool) -> tuple:
@@ -625,8 +594,8 @@ def _walk(problem: ExactProblem, moments: bool, full_ss: bool) -> tuple:
                 z((G, 0, 0)), z((G, 0, 0))]
     shift, C = np.full(G, -np.inf), z(G)
     p = problem
-    args = (bounds, p.loE, p.stepE, p.KE, p.bE, p.WEE, p.loS, p.stepS, p.KS, p.bS, p.WES,
-            n_low, _binary_summed(p), moments, full_ss, *table, shift, C, *sums)
+    args = (bounds, p.VE, p.spanE, p.KE, p.bE, p.WEE, *p.summed_args(), p.bS, p.WES,
+            n_low, _binary_summed(p), p.polyS, moments, full_ss, *table, shift, C, *sums)
     run_split(lambda g0, g1: _table_groups(g0, g1, *args), G, nb.config.NUMBA_NUM_THREADS)
     logz_g = shift + np.log(C)
     logz = float(np.logaddexp.reduce(logz_g))
@@ -638,7 +607,7 @@ def _walk(problem: ExactProblem, moments: bool, full_ss: bool) -> tuple:
 def exact_log_partition(problem: ExactProblem) -> float:
     """``log Z`` of the problem (float64): the table walk, split over threads when large."""
     if len(problem.enum) == 0:
-        return float(_summed(problem.bS, problem.loS, problem.stepS, problem.KS))
+        return float(_summed(problem.bS, *problem.summed_args()))
     return _walk(problem, False, False)[2]
 
 
@@ -659,9 +628,8 @@ def exact_moments(problem: ExactProblem, n: int, all_pairs: bool = False) -> Exa
     mean = np.zeros(n)
     second = np.zeros((n, n))
     if len(E) == 0:
-        f = problem.bS
-        mu = np.array([problem.loS[i] + problem.stepS[i] * _Gmean(
-            f[i] * problem.stepS[i], int(problem.KS[i])) for i in range(len(S))])
+        mu = np.empty(len(S))
+        _summed_mu(problem.bS, *problem.summed_args(), mu, False)
         mean[S] = mu
         if all_pairs:
             second[np.ix_(S, S)] = np.outer(mu, mu)
@@ -692,7 +660,9 @@ def exact_sample_enumerated(problem: ExactProblem, log_z: float, n: int,
     order = np.argsort(u, kind="stable")
     if len(problem.enum) == 0:
         return np.zeros((n, 0))
-    draws = _sample_kernel(*problem.args(), log_z, np.ascontiguousarray(u[order]))
+    p = problem
+    draws = _sample_kernel(p.VE, p.KE, p.bE, p.WEE, *p.summed_args(), p.bS, p.WES,
+                           p.n_states, log_z, np.ascontiguousarray(u[order]))
     out = np.empty_like(draws)
     out[order] = draws
     return out

@@ -1,13 +1,12 @@
-"""Unit domains: binary {0,1}, spin {-1,+1} and multinary (K equally spaced levels).
+"""Arithmetic-progression domains: binary {0,1}, spin {-1,+1} and multinary (K levels).
 
-Every domain is an arithmetic progression of K values
+Every one is an arithmetic progression of K values
 
     s = lo + step * k,        k = 0, ..., K-1
 
 binary is (lo, step, K) = (0, 1, 2), spin is (-1, 2, 2) and multinary with K levels
 is (0, 1/(K-1), K), so one closed form serves all three. Given the local field f of
-a unit (its bias plus the couplings to its neighbours), its conditional is
-``P(s) ∝ exp(f s)``, with log-normaliser
+a unit, its conditional is ``P(s) ∝ exp(f s)``, with log-normaliser
 
     A(f) = log sum_k exp(f (lo + step k)) = f lo + G_K(f step),
     G_K(a) = log sum_{k=0}^{K-1} exp(a k) = log((1 - e^{K a}) / (1 - e^{a})),
@@ -25,19 +24,21 @@ Data use *codes*: binary 0/1, spin -1/+1, multinary the integers 0..K-1.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
 
-from .errors import GraphError
+from ..errors import GraphError
+from .base import ARITH, Domain, Family, KernelSpec, register_domain
 
 __all__ = [
     "BINARY",
     "SPIN",
-    "Domain",
-    "DomainVector",
+    "ArithDomain",
+    "ArithFamily",
     "geometric_log_normalizer",
     "geometric_mean",
     "geometric_sample",
@@ -57,9 +58,11 @@ _SERIES_X = {torch.float64: 0.15, torch.float32: 1.0}
 _UNIFORM_X = 1e-7
 
 
+
+
 @dataclass(frozen=True)
-class Domain:
-    """The values a unit takes: ``s = lo + step * k`` for ``k = 0..levels-1``.
+class ArithDomain(Domain):
+    """The values ``s = lo + step * k`` for ``k = 0..levels-1`` (binary, spin, multinary).
 
     Examples
     --------
@@ -70,10 +73,11 @@ class Domain:
     [0.0, 0.5, 1.0]
     """
 
-    name: str
+    name: str  # type: ignore[misc]
     lo: float
     step: float
     levels: int
+    family: ClassVar[type[Family]]
 
     def values(self) -> np.ndarray:
         """The K values ``lo + step * k`` in level order."""
@@ -101,12 +105,23 @@ class Domain:
             return "-1 or +1"
         return "0 or 1" if self.name == "binary" else f"an integer in 0..{self.levels - 1}"
 
+    def attrs(self) -> dict:
+        """``{"domain": name}`` (and ``levels`` for multinary)."""
+        if self.name == "multinary":
+            return {"domain": "multinary", "levels": self.levels}
+        return {"domain": self.name}
 
-BINARY = Domain("binary", 0.0, 1.0, 2)
-SPIN = Domain("spin", -1.0, 2.0, 2)
+    def kernel_spec(self) -> KernelSpec:
+        """ARITH: ``lo``, ``step`` and the values, unit weights."""
+        return KernelSpec(ARITH, self.lo, self.step, tuple(self.values().tolist()),
+                          (0.0,) * self.levels)
 
 
-def multinary(levels: int) -> Domain:
+BINARY = ArithDomain("binary", 0.0, 1.0, 2)
+SPIN = ArithDomain("spin", -1.0, 2.0, 2)
+
+
+def multinary(levels: int) -> ArithDomain:
     """The multinary domain with ``levels`` values ``k/(levels-1)``; K = 2 is binary.
 
     >>> multinary(5).step
@@ -115,28 +130,36 @@ def multinary(levels: int) -> Domain:
     if isinstance(levels, bool) or not isinstance(levels, (int, np.integer)) or levels < 2:
         raise GraphError(f"multinary levels must be an integer >= 2, got {levels!r}")
     levels = int(levels)
-    return Domain("multinary", 0.0, 1.0 / (levels - 1), levels)
+    return ArithDomain("multinary", 0.0, 1.0 / (levels - 1), levels)
 
 
-def parse_domain(name: object, levels: object, node: object) -> Domain:
-    """The Domain for a node's ``domain``/``levels`` attributes (GraphError names the node)."""
-    if name is None or name == "binary":
-        return BINARY
-    if name == "spin":
-        return SPIN
-    if name == "multinary":
-        if levels is None:
-            raise GraphError(
-                f"node {node!r} has domain 'multinary' but no 'levels' attribute; "
-                "set levels=K (an integer >= 2)"
-            )
-        try:
-            return multinary(levels)  # type: ignore[arg-type]
-        except GraphError as err:
-            raise GraphError(f"node {node!r}: {err}") from None
-    raise GraphError(
-        f"node {node!r} has unknown domain {name!r}; use 'binary', 'spin' or 'multinary'"
-    )
+def _no_extra(attrs: Mapping, node: Any, name: str, allowed: tuple[str, ...]) -> None:
+    for key in ("levels", "values", "precision"):
+        if key not in allowed and attrs.get(key) is not None:
+            raise GraphError(f"node {node!r} has {key}={attrs[key]!r} but domain {name!r}; "
+                             f"{key} applies to other domains only")
+
+
+def _binary(attrs: Mapping, node: Any) -> ArithDomain:
+    _no_extra(attrs, node, "binary", ())
+    return BINARY
+
+
+def _spin(attrs: Mapping, node: Any) -> ArithDomain:
+    _no_extra(attrs, node, "spin", ())
+    return SPIN
+
+
+def _multinary(attrs: Mapping, node: Any) -> ArithDomain:
+    _no_extra(attrs, node, "multinary", ("levels",))
+    levels = attrs.get("levels")
+    if levels is None:
+        raise GraphError(f"node {node!r} has domain 'multinary' but no 'levels' attribute; "
+                         "set levels=K (an integer >= 2)")
+    try:
+        return multinary(levels)
+    except GraphError as err:
+        raise GraphError(f"node {node!r}: {err}") from None
 
 
 # ----------------------------------------------------------------------------------------
@@ -265,105 +288,85 @@ def geometric_sample(
     return k.to(out_dtype)
 
 
-class DomainVector:
-    """The domains of an ordered set of units, for vectorised conditionals.
 
-    Stores per-unit ``lo``, ``step`` and ``levels`` (scalars when all units share
-    one domain) and evaluates, for a field tensor ``f`` of shape (..., n):
 
-    - ``log_normalizer(f)``: ``A_i(f_i) = f_i lo_i + G_{K_i}(f_i step_i)``
-    - ``mean(f)``: ``E[s_i | f_i]``
-    - ``sample(f, generator)``: a draw of ``s_i`` from ``P(s_i) ∝ exp(f_i s_i)``
-
-    >>> import torch
-    >>> from pgm_boltz.domains import DomainVector, BINARY, SPIN
-    >>> dv = DomainVector([BINARY, SPIN])
-    >>> dv.mean(torch.zeros(2)).tolist()
-    [0.5, 0.0]
-    """
+class ArithFamily(Family):
+    """Vectorised maths of arithmetic-progression units: per-unit ``lo``, ``step``, ``K``
+    (scalars when all units share one domain), one closed form for all."""
 
     def __init__(self, domains: Sequence[Domain]) -> None:
-        self.domains = list(domains)
-        self.n = len(self.domains)
-        unique = set(self.domains)
-        self.uniform = len(unique) <= 1
-        # per unit, float64: lo, step, K; whether the codes are spins (±1), the top code
-        self._lo_np = np.array([d.lo for d in self.domains], dtype=np.float64)
-        self._step_np = np.array([d.step for d in self.domains], dtype=np.float64)
-        self._K_np = np.array([d.levels for d in self.domains], dtype=np.float64)
-        self._spin_np = np.array([d.name == "spin" for d in self.domains], dtype=bool)
-        if self.uniform:
-            d = self.domains[0] if self.domains else BINARY
-            self._lo: float | torch.Tensor = d.lo
-            self._step: float | torch.Tensor = d.step
-            self._K: int | torch.Tensor = d.levels
-        else:
-            self._cache: dict[tuple[torch.dtype, torch.device], tuple] = {}
-        self.max_levels = max((d.levels for d in self.domains), default=2)
+        super().__init__(domains)
+        ds: list[ArithDomain] = self.domains  # type: ignore[assignment]
+        self.uniform = len(set(ds)) <= 1
+        self._lo_np = np.array([d.lo for d in ds], dtype=np.float64)
+        self._step_np = np.array([d.step for d in ds], dtype=np.float64)
+        self._K_np = np.array([d.levels for d in ds], dtype=np.float64)
+        self._spin_np = np.array([d.name == "spin" for d in ds], dtype=bool)
+        self.max_levels = max((d.levels for d in ds), default=2)
+        self._first = ds[0] if ds else BINARY
+        self._cache: dict[tuple[torch.dtype, torch.device], tuple] = {}
 
-    def _params(self, like: torch.Tensor):
+    def _params(self, like: torch.Tensor) -> tuple:
         if self.uniform:
-            return self._lo, self._step, self._K
+            d = self._first
+            return d.lo, d.step, d.levels
         key = (like.dtype, like.device)
         if key not in self._cache:
-            self._cache[key] = tuple(
-                torch.as_tensor(x, dtype=like.dtype, device=like.device)
-                for x in (self._lo_np, self._step_np, self._K_np)
-            )
+            dt = like.dtype if like.is_floating_point() else torch.float64
+            self._cache[key] = tuple(torch.as_tensor(x, dtype=dt, device=like.device)
+                                     for x in (self._lo_np, self._step_np, self._K_np))
         lo, step, K = self._cache[key]
         if self.max_levels == 2:  # binary and spin only: K is 2 everywhere
             K = 2
         return lo, step, K
 
     def log_normalizer(self, f: torch.Tensor) -> torch.Tensor:
-        """``A_i(f_i) = log sum_s exp(f_i s)`` elementwise over the last axis."""
+        """``A_i(f_i) = f_i lo_i + G_{K_i}(f_i step_i)``."""
+        if self.uniform and self._first == BINARY:
+            return torch.nn.functional.softplus(f)
         lo, step, K = self._params(f)
         return f * lo + geometric_log_normalizer(f * step, K)
 
     def mean(self, f: torch.Tensor) -> torch.Tensor:
-        """``E[s_i | f_i]`` elementwise over the last axis."""
+        """``E[s_i | f_i] = lo_i + step_i E_K[k](f_i step_i)``."""
         lo, step, K = self._params(f)
         return lo + step * geometric_mean(f * step, K)
 
-    def sample(self, f: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        """A draw of each ``s_i`` from ``P(s_i) ∝ exp(f_i s_i)`` (values, not codes)."""
+    def second_moment(self, f: torch.Tensor) -> torch.Tensor:
+        """``E[s_i^2 | f_i]``: spins 1, binary the mean, multinary from the levels."""
+        if self.max_levels == 2:
+            lo, step, _ = self._params(f)
+            m = self.mean(f)
+            # two levels l0, l1: s^2 = (l0 + l1) s - l0 l1
+            return (2 * lo + step) * m - lo * (lo + step)
+        return super().second_moment(f)
+
+    def sample(self, f: torch.Tensor, generator: torch.Generator | None = None
+               ) -> torch.Tensor:
+        """Inverse-CDF draws ``lo + step k`` (one uniform per unit)."""
         lo, step, K = self._params(f)
         u = torch.rand(f.shape, dtype=f.dtype, device=f.device, generator=generator)
         return lo + step * geometric_sample(f * step, K, u)
 
-    # -- codes <-> values ------------------------------------------------------------
     def encode(self, codes: torch.Tensor) -> torch.Tensor:
-        """Data codes to values (spin codes are the values; levels k become k/(K-1))."""
-        lo, step, K = self._params(codes)
+        """Codes to values: spins are their values, levels k become ``k step``."""
         if self.uniform:
-            d = self.domains[0] if self.domains else BINARY
-            return codes if d.name == "spin" else codes * step
-        is_spin = torch.as_tensor(
-            [d.name == "spin" for d in self.domains], device=codes.device
-        )
+            return codes if self._first.name == "spin" else codes * self._first.step
+        lo, step, K = self._params(codes)
+        is_spin = torch.as_tensor(self._spin_np, device=codes.device)
         return torch.where(is_spin, codes, codes * step)
 
     def decode(self, values: torch.Tensor) -> torch.Tensor:
-        """Values to data codes (the inverse of :meth:`encode`), rounded to exact levels."""
-        lo, step, K = self._params(values)
+        """Values to codes, rounded to exact levels."""
         if self.uniform:
-            d = self.domains[0] if self.domains else BINARY
-            return values if d.name == "spin" else torch.round(values / step)
-        is_spin = torch.as_tensor(
-            [d.name == "spin" for d in self.domains], device=values.device
-        )
+            d = self._first
+            return values if d.name == "spin" else torch.round(values / d.step)
+        lo, step, K = self._params(values)
+        is_spin = torch.as_tensor(self._spin_np, device=values.device)
         return torch.where(is_spin, values, torch.round(values / step))
 
-    def invalid_codes(self, codes: np.ndarray | torch.Tensor) -> np.ndarray | torch.Tensor:
-        """Boolean mask (same shape as ``codes``, last axis = units) of codes outside the
-        domain: spins not in {-1, +1}, other codes not an integer in ``0..K-1`` (NaN and
-        infinities included). One vectorised pass over all columns; a numpy array gives
-        a numpy mask, a tensor a tensor mask on its device.
-
-        >>> from pgm_boltz.domains import DomainVector, BINARY, SPIN
-        >>> DomainVector([BINARY, SPIN]).invalid_codes(np.array([[1.0, 0.0]])).tolist()
-        [[False, True]]
-        """
+    def invalid_codes(self, codes: Any) -> Any:
+        """Spins not in {-1, +1}, other codes not an integer in ``0..K-1``."""
         if torch.is_tensor(codes):
             v = codes if codes.is_floating_point() else codes.to(torch.float64)
             top = torch.as_tensor(self._K_np - 1.0, dtype=v.dtype, device=v.device)
@@ -373,18 +376,31 @@ class DomainVector:
             v = np.asarray(codes, dtype=np.float64)
             top, spin, floor, where = self._K_np - 1.0, self._spin_np, np.floor, np.where
         if self.uniform and self.n and self.max_levels == 2:
-            return (v != self.domains[0].lo) & (v != 1.0)  # lo: 0 (binary) or -1 (spin)
+            return (v != self._first.lo) & (v != 1.0)  # lo: 0 (binary) or -1 (spin)
         with np.errstate(invalid="ignore"):
             ok_code = (v >= 0) & (v <= top) & (floor(v) == v)
             if not spin.any():
                 return ~ok_code
             return ~where(spin, abs(v) == 1, ok_code)
 
-    def kinds_array(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(lo, step, levels) as numpy arrays (float64, float64, int64), for numba
-        kernels (fresh copies: the caller may write to them)."""
-        return self._lo_np.copy(), self._step_np.copy(), self._K_np.astype(np.int64)
+    def bias_for_mean(self, means: torch.Tensor) -> torch.Tensor:
+        """Closed form ``logit((m - lo) / step) / step`` for two levels (the log-odds,
+        ``atanh(m)`` for spins); bisection for more."""
+        lo, step, _ = self._params(means)
+        out = torch.logit((means - lo) / step) / step  # exact where K == 2
+        if self.max_levels == 2:
+            return out
+        multi = torch.as_tensor(np.flatnonzero(self._K_np > 2), device=means.device)
+        sub = ArithFamily([self.domains[i] for i in multi.tolist()])
+        return out.index_copy(-1, multi, sub_bias(sub, means.index_select(-1, multi)))
 
-    def log_size(self) -> float:
-        """``sum_i log K_i``: the log of the number of joint states."""
-        return float(sum(math.log(d.levels) for d in self.domains))
+
+def sub_bias(family: Family, means: torch.Tensor) -> torch.Tensor:
+    """:meth:`Family.bias_for_mean`'s bisection (the generic route), for ``family``."""
+    return Family.bias_for_mean(family, means)
+
+
+ArithDomain.family = ArithFamily
+register_domain("binary", _binary)
+register_domain("spin", _spin)
+register_domain("multinary", _multinary)

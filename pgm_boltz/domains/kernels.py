@@ -1,0 +1,159 @@
+"""The one numba copy of the domains' maths, used by every compiled kernel.
+
+A unit ``i`` is given to kernels as the arrays of
+:meth:`pgm_boltz.domains.DomainVector.kernel_arrays`: ``kind[i]``, ``lo[i]``,
+``step[i]``, ``K[i]`` and rows ``V[i]``, ``LW[i]`` of the value and log-weight tables.
+
+- ``kind == ARITH`` (binary, spin, multinary): values ``lo + step k``, unit weights, and
+  the closed forms of :mod:`pgm_boltz.domains.discrete`:
+  ``A(f) = f lo + G_K(f step)``, ``G_K(a) = log sum_{k<K} e^{a k}``.
+- ``kind == TABLE`` (any finite value set, optional per-level log-weights ``c_k``):
+  ``A(f) = log sum_k exp(f v_k + c_k)``, the mean and the inverse-CDF draw by one pass
+  over the K levels (max-shifted, so no overflow).
+
+>>> import numpy as np
+>>> V = np.array([[0.0, 1.0]]); LW = np.zeros((1, 2))
+>>> round(log_normalizer(0.0, 0, np.array([0]), np.zeros(1), np.ones(1), np.array([2]),
+...                      V, LW), 6)
+0.693147
+"""
+
+from __future__ import annotations
+
+import math
+
+import numba as nb
+
+from .base import ARITH
+
+__all__ = ["G", "Gmean", "draw", "draw_logistic", "log_normalizer", "mean"]
+
+
+@nb.njit(cache=True, inline="always")
+def _series_coefs(K: int) -> tuple:
+    """``d_j (1 - K^-2j)`` of G_K's Taylor series in ``x = K a`` (see discrete.py)."""
+    k2 = 1.0 / (K * K)
+    return ((1.0 - k2) / 24.0, -(1.0 - k2 ** 2) / 2880.0, (1.0 - k2 ** 3) / 181440.0,
+            -(1.0 - k2 ** 4) / 9676800.0)
+
+
+@nb.njit(cache=True, inline="always")
+def G(a: float, K: int) -> float:
+    """``G_K(a) = log sum_{k<K} exp(a k)`` (closed form; the series near 0)."""
+    t = abs(a)
+    pos = a if a > 0.0 else 0.0
+    if K == 2:
+        return pos + math.log1p(math.exp(-t))
+    x = K * a
+    if abs(x) < 0.15:  # the 4-term series of discrete.py (the closed form cancels near 0)
+        x2 = x * x
+        c1, c2, c3, c4 = _series_coefs(K)
+        return math.log(K) + (K - 1) * a / 2.0 + x2 * (c1 + x2 * (c2 + x2 * (c3 + x2 * c4)))
+    g = math.log(-math.expm1(-K * t)) - math.log(-math.expm1(-t))
+    return (K - 1) * pos + g
+
+
+@nb.njit(cache=True, inline="always")
+def Gmean(a: float, K: int) -> float:
+    """``E[k]`` under ``P(k) ∝ exp(a k)``, ``k < K`` (the derivative of :func:`G`)."""
+    if K == 2:
+        if a >= 0.0:
+            return 1.0 / (1.0 + math.exp(-a))
+        e = math.exp(a)
+        return e / (1.0 + e)
+    t = abs(a)
+    x = K * a
+    if abs(x) < 0.15:
+        x2 = x * x
+        c1, c2, c3, c4 = _series_coefs(K)
+        return (K - 1) / 2.0 + K * x * (2 * c1 + x2 * (4 * c2 + x2 * (6 * c3 + x2 * 8 * c4)))
+    m = 1.0 / math.expm1(t) - K / math.expm1(K * t)
+    return K - 1 - m if a > 0.0 else m
+
+
+@nb.njit(cache=True, inline="always")
+def _table_max(f, i, K, V, LW):
+    m = -math.inf
+    for k in range(K[i]):
+        e = f * V[i, k] + LW[i, k]
+        if e > m:
+            m = e
+    return m
+
+
+@nb.njit(cache=True, inline="always")
+def log_normalizer(f, i, kind, lo, step, K, V, LW):
+    """``A_i(f) = log sum_k exp(f v_k + c_k)`` of unit ``i``."""
+    if kind[i] == ARITH:
+        return f * lo[i] + G(f * step[i], K[i])
+    m = _table_max(f, i, K, V, LW)
+    s = 0.0
+    for k in range(K[i]):
+        s += math.exp(f * V[i, k] + LW[i, k] - m)
+    return m + math.log(s)
+
+
+@nb.njit(cache=True, inline="always")
+def mean(f, i, kind, lo, step, K, V, LW):
+    """``E[s_i | f]`` of unit ``i``."""
+    if kind[i] == ARITH:
+        return lo[i] + step[i] * Gmean(f * step[i], K[i])
+    m = _table_max(f, i, K, V, LW)
+    s = 0.0
+    sv = 0.0
+    for k in range(K[i]):
+        p = math.exp(f * V[i, k] + LW[i, k] - m)
+        s += p
+        sv += p * V[i, k]
+    return sv / s
+
+
+@nb.njit(cache=True, inline="always")
+def _draw_arith(a: float, lo: float, step: float, K: int, u: float) -> float:
+    """Inverse CDF of ``P(k) ∝ exp(a k)``: ``k = floor(-log1p(-u (1 - e^{-K t})) / t)``
+    with ``t = |a|`` (mirrored for ``a > 0``; uniform when ``|K a| < 1e-6``)."""
+    t = abs(a)
+    if t * K < 1e-6:
+        k = math.floor(u * K)
+    else:
+        c = -math.expm1(-K * t)
+        k = math.floor(-math.log1p(-u * c) / t)
+    if k < 0:
+        k = 0
+    if k > K - 1:
+        k = K - 1
+    if a > 0.0:
+        k = K - 1 - k
+    return lo + step * k
+
+
+@nb.njit(cache=True, inline="always")
+def draw(f, i, kind, lo, step, K, V, LW, u):
+    """A draw of unit ``i``'s value given field ``f`` and a uniform ``u`` in [0, 1)."""
+    if kind[i] == ARITH:
+        if K[i] == 2:
+            a = f * step[i]
+            p = 1.0 / (1.0 + math.exp(-a)) if a >= 0.0 else math.exp(a) / (1.0 + math.exp(a))
+            return lo[i] + step[i] if u < p else lo[i]
+        return _draw_arith(f * step[i], lo[i], step[i], K[i], u)
+    m = _table_max(f, i, K, V, LW)
+    s = 0.0
+    for k in range(K[i]):
+        s += math.exp(f * V[i, k] + LW[i, k] - m)
+    target = u * s
+    c = 0.0
+    for k in range(K[i]):
+        c += math.exp(f * V[i, k] + LW[i, k] - m)
+        if target < c:
+            return V[i, k]
+    return V[i, K[i] - 1]
+
+
+@nb.njit(cache=True, inline="always")
+def draw_logistic(f, i, kind, lo, step, K, V, LW, g):
+    """As :func:`draw` with logistic noise ``g = logit(u)``: for two-level progressions
+    the draw ``[u < sigmoid(f step)] = [g < f step]`` is a comparison (no exp)."""
+    if kind[i] == ARITH and K[i] == 2:
+        return lo[i] + step[i] if g < f * step[i] else lo[i]
+    u = 1.0 / (1.0 + math.exp(-g))
+    return draw(f, i, kind, lo, step, K, V, LW, u)

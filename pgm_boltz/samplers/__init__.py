@@ -1,0 +1,26 @@
+"""MCMC samplers behind one seam (:mod:`.base`): ``init``, ``sweep(x, n, beta)``.
+
+- ``"block-gibbs"``: :class:`BlockGibbs`, torch, one draw per colour class (CPU/CUDA);
+- ``"sequential"``: :class:`SequentialGibbs`, numba single-site sweeps (CPU);
+- ``"gibbs"``: whichever of the two is faster for the model.
+
+>>> from pgm_boltz.samplers import sampler_names
+>>> sorted(sampler_names())
+['block-gibbs', 'gibbs', 'sequential']
+"""
+
+from .base import (
+    Beta,
+    Block,
+    Sampler,
+    make_sampler,
+    register_sampler,
+    sampler_names,
+    sampler_options,
+)
+from .block_gibbs import BlockGibbs
+from .sequential import BACKENDS, SequentialGibbs, gibbs_sampler
+
+__all__ = ["BACKENDS", "Beta", "Block", "BlockGibbs", "Sampler", "SequentialGibbs",
+           "gibbs_sampler", "make_sampler", "register_sampler", "sampler_names",
+           "sampler_options"]
