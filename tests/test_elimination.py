@@ -7,6 +7,7 @@ and a chi-square test of exact samples against the enumerated probabilities.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import math
 import time
@@ -22,7 +23,18 @@ import pgm_boltz as pb
 from pgm_boltz.engines import elimination as el
 from pgm_boltz.errors import DataError, GraphError, IntractableError
 
-BACKENDS = ("numba", "torch")
+BACKENDS = ("numba", "numba-log", "torch")
+
+
+@contextlib.contextmanager
+def backend_mode(name: str):
+    """Select a backend of log_partition; "numba-log" forces the kernels' log-space mode."""
+    saved = el._FORCE_LOG_SPACE
+    el._FORCE_LOG_SPACE = name == "numba-log"
+    try:
+        yield "numba" if name == "numba-log" else name
+    finally:
+        el._FORCE_LOG_SPACE = saved
 
 # value sets of the node domains under test: binary, spin, multinary k/(K-1), arbitrary
 DOMAINS = (
@@ -118,12 +130,13 @@ def test_log_z_moments_and_marginals_match_brute_force(prob):
     ref = brute(vals, edges, prob["b"], prob["w"], None if lw is None else np.nan_to_num(lw))
     plan = el.plan_elimination(len(vals), edges, levels)
     lw_t = None if lw is None else torch.tensor(lw)  # NaN padding: must be ignored
-    for backend in BACKENDS:
+    for name in BACKENDS:
         bt = torch.tensor(prob["b"], requires_grad=True)
         wt = torch.tensor(prob["w"], requires_grad=True)
         lwt = None if lw_t is None else lw_t.clone().requires_grad_(True)
-        lz = el.log_partition(plan, table, levels, edges, bt, wt, lwt, backend=backend)
-        lz.backward()
+        with backend_mode(name) as backend:
+            lz = el.log_partition(plan, table, levels, edges, bt, wt, lwt, backend=backend)
+            lz.backward()
         assert abs(lz.item() - ref["log_z"]) < 1e-9 * max(1.0, abs(ref["log_z"])), backend
         np.testing.assert_allclose(bt.grad.numpy(), ref["mean"], atol=1e-9, err_msg=backend)
         if len(edges):
@@ -147,19 +160,20 @@ def test_batched_bias_matches_rowwise_brute_force(prob, rows, cols):
     plan = el.plan_elimination(len(vals), edges, levels)
     rng = np.random.default_rng(len(vals) * 7 + rows)
     B = rng.normal(0, 1.0, (rows, cols, len(vals)))
-    for backend in BACKENDS:
+    for name in BACKENDS:
         bt = torch.tensor(B, requires_grad=True)
         wt = torch.tensor(prob["w"], requires_grad=True)
-        lz = el.log_partition(plan, table, levels, edges, bt, wt, backend=backend)
-        assert lz.shape == (rows, cols)
         g = torch.randn(rows, cols, dtype=torch.float64,
                         generator=torch.Generator().manual_seed(rows))
-        (lz * g).sum().backward()
+        with backend_mode(name) as backend:
+            lz = el.log_partition(plan, table, levels, edges, bt, wt, backend=backend)
+            assert lz.shape == (rows, cols)
+            (lz * g).sum().backward()
         want_w = np.zeros(len(edges))
         for r in range(rows):
             for c in range(cols):
                 ref = brute(vals, edges, B[r, c], prob["w"])
-                assert abs(float(lz[r, c]) - ref["log_z"]) < 1e-9 * max(1, abs(ref["log_z"]))
+                assert abs(lz[r, c].item() - ref["log_z"]) < 1e-9 * max(1, abs(ref["log_z"]))
                 np.testing.assert_allclose(bt.grad[r, c].numpy(), g[r, c].item() * ref["mean"],
                                            atol=1e-9)
                 want_w += g[r, c].item() * ref["pair"]
@@ -173,17 +187,22 @@ def test_many_rows_split_over_threads_match_single_rows():
     table, levels = pack([[-1.0, 1.0]] * 7 + [[0.0, 0.5, 1.0]] * 7)
     plan = el.plan_elimination(14, edges, levels)
     rng = np.random.default_rng(0)
-    B = torch.tensor(rng.normal(0, 1, (37, 14)), requires_grad=True)
+    B = rng.normal(0, 1, (37, 14))
+    B[::5] *= 2000.0  # these rows' exp-space unary tables underflow: log space
+    B = torch.tensor(B, requires_grad=True)
     w = torch.tensor(rng.normal(0, 0.5, len(edges)), requires_grad=True)
     lz = el.log_partition(plan, table, levels, edges, B, w)
     lz.sum().backward()
     gw = torch.zeros(len(edges), dtype=torch.float64)
-    for r in (0, 17, 36):
+    _, mode, *_ = el._numba_forward(plan, el._values_np(plan, table), B.detach().numpy(),
+                                    w.detach().numpy(), np.zeros((14, 3)), False)
+    assert mode.tolist() == [int(r % 5 == 0) for r in range(37)]
+    for r in (0, 17, 36, 35):
         br = B.detach()[r].clone().requires_grad_(True)
         wr = w.detach().clone().requires_grad_(True)
         one = el.log_partition(plan, table, levels, edges, br, wr, backend="torch")
         one.backward()
-        assert abs(float(one) - float(lz[r])) < 1e-10
+        assert abs(one.item() - lz[r].item()) < 1e-10 * max(1.0, abs(one.item()))
         np.testing.assert_allclose(br.grad.numpy(), B.grad[r].numpy(), atol=1e-10)
     for r in range(37):
         wr = w.detach().clone().requires_grad_(True)
@@ -201,14 +220,15 @@ def test_second_derivative_is_the_covariance():
     table, levels = pack(vals)
     plan = el.plan_elimination(4, edges, levels)
     ref = brute(vals, edges, b, w)
-    for backend in BACKENDS:
+    for name in BACKENDS:
         bt = torch.tensor(b, requires_grad=True)
-        lz = el.log_partition(plan, table, levels, edges, bt, torch.tensor(w),
-                              backend=backend)
-        (g,) = torch.autograd.grad(lz, bt, create_graph=True)
-        H = torch.stack([torch.autograd.grad(g[i], bt, retain_graph=True)[0]
-                         for i in range(4)])
-        np.testing.assert_allclose(H.numpy(), ref["cov"], atol=1e-9, err_msg=backend)
+        with backend_mode(name) as backend:
+            lz = el.log_partition(plan, table, levels, edges, bt, torch.tensor(w),
+                                  backend=backend)
+            (g,) = torch.autograd.grad(lz, bt, create_graph=True)
+            H = torch.stack([torch.autograd.grad(g[i], bt, retain_graph=True)[0]
+                             for i in range(4)])
+        np.testing.assert_allclose(H.numpy(), ref["cov"], atol=1e-9, err_msg=name)
 
 
 # ------------------------------------------------------------------ samples
@@ -282,7 +302,7 @@ def test_float32_strong_couplings_stay_finite_and_accurate(backend):
     np.testing.assert_allclose(gw.numpy(), ref["pair"], atol=2e-3)
 
 
-def test_strong_couplings_on_a_lattice_fall_back_and_stay_exact():
+def test_strong_couplings_on_a_lattice_run_in_log_space_and_stay_exact():
     L = 8
     G = nx.grid_2d_graph(L, L)
     index = {v: i for i, v in enumerate(G.nodes)}
@@ -292,9 +312,11 @@ def test_strong_couplings_on_a_lattice_fall_back_and_stay_exact():
     b = rng.normal(0, 1, L * L)
     table, levels = pack([[-1.0, 1.0]] * (L * L))
     plan = el.plan_elimination(L * L, edges, levels)
-    with pytest.raises(IntractableError, match="rescaled"):
-        el.log_partition(plan, table, levels, edges, torch.tensor(b), torch.tensor(w),
-                         backend="numba")
+    vn = el._values_np(plan, table)
+    _, mode, *_ = el._numba_forward(plan, vn, b[None], w, np.zeros((L * L, 2)), False)
+    assert mode.tolist() == [1]  # the rescaled pass failed: this row ran in log space
+    _, mode, *_ = el._numba_forward(plan, vn, b[None], w / 100, np.zeros((L * L, 2)), False)
+    assert mode.tolist() == [0]
     lz64, (gb64, _) = grads(plan, table, levels, edges, b, w, None, "auto")
     lz32, (gb32, gw32) = grads(plan, table, levels, edges, b, w, None, "auto", torch.float32)
     assert torch.isfinite(lz32) and torch.isfinite(gb32).all() and torch.isfinite(gw32).all()
@@ -363,7 +385,7 @@ def test_12x12_lattice_matches_row_transfer_matrix():
     wt = torch.tensor(w, requires_grad=True)
     lz = el.log_partition(plan, table, levels, edges, bt, wt)
     lz.backward()
-    assert abs(float(lz) - want) < 1e-9 * abs(want)
+    assert abs(lz.item() - want) < 1e-9 * abs(want)
     lz_t = el.log_partition(plan, table, levels, edges, torch.tensor(b), torch.tensor(w),
                             backend="torch")
     assert abs(float(lz_t) - want) < 1e-9 * abs(want)
@@ -467,8 +489,13 @@ def test_gradient_storage_limit():
 # ------------------------------------------------------------------ edge cases, errors
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
-def test_trivial_graphs(backend):
+@pytest.mark.parametrize("name", BACKENDS)
+def test_trivial_graphs(name):
+    with backend_mode(name) as backend:
+        trivial_graphs(backend)
+
+
+def trivial_graphs(backend):
     # one node
     table, levels = pack([[0.0, 0.5, 2.0]])
     plan = el.plan_elimination(1, np.zeros((0, 2)), levels)

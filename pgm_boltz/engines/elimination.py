@@ -14,11 +14,14 @@ out of the sum of these log-tables and sends a message over ``S_t`` to the step 
 first node of ``S_t``. The largest table has ``prod_{j in {v} ∪ S_t} K_j`` entries; the
 treewidth of the order is ``max_t |S_t|``.
 
-:func:`log_partition` runs the schedule: on CPU by numba kernels in rescaled exp space
-(:mod:`pgm_boltz.engines.elimination_kernels`; reverse mode gives every node marginal
-and edge moment in one more pass), falling back to a log-space torch pass (broadcast-add,
-``logsumexp``) whenever a rescaled table would lose precision, on CUDA, and for second
-derivatives. Either way ``log Z`` is exact, finite for any finite parameters in float32
+:func:`log_partition` runs the schedule: on CPU by numba kernels
+(:mod:`pgm_boltz.engines.elimination_kernels`) in rescaled exp space, redoing a row in
+log space where a rescaled table would lose precision (strong couplings); reverse mode
+gives every node marginal and edge moment in one more pass. On other devices, and for
+second derivatives, a log-space torch pass (broadcast-add, ``logsumexp``) runs the same
+schedule. Batch rows are split over threads. Planning time is a one-off per graph (tens
+to hundreds of ms for hundreds of nodes); the per-call cost is the plan's ``flops``.
+Either way ``log Z`` is exact, finite for any finite parameters in float32
 and float64, and differentiable: ``d log Z / d b_i = <v_i>``,
 ``d log Z / d W_ij = <v_i v_j>``, ``d log Z / d c_i(k) = P(x_i = k)``. The bias may
 carry batch dimensions (one row of biases per data row: the free energy of data with the
@@ -62,6 +65,7 @@ _BLOCK = 256  # entries of the inner block walked by plain gathers in the kernel
 _SAVE_FLOATS = 1 << 24  # keep the forward pass per row for backward up to this many floats
 _CHUNK_ELEMENTS = 1 << 27  # torch path: batch rows x largest table per chunk at most
 _STORED_LOG2 = 28.0  # default limit on log2(entries kept per row for the gradient)
+_FORCE_LOG_SPACE = False  # tests: run every row of the numba kernels in log space
 
 
 @dataclass
@@ -629,10 +633,6 @@ def _torch_log_partition(plan: EliminationPlan, vals, lw, bias2d, w) -> torch.Te
 # ---------------------------------------------------------------- numba (rescaled)
 
 
-class _UnderflowError(Exception):
-    """A rescaled table lost precision: use the log-space path."""
-
-
 def _values_np(plan: EliminationPlan, values) -> np.ndarray:
     """The value table as float64 numpy (n, Kmax), padding zeroed, checked finite; cached
     per values object (and its in-place version) on the plan."""
@@ -683,43 +683,45 @@ def _threads(rows: int) -> int:
     return max(1, min(int(nb.config.NUMBA_NUM_THREADS), torch.get_num_threads(), rows))
 
 
+def _numba_forward(plan: EliminationPlan, vn: np.ndarray, b: np.ndarray, wn: np.ndarray,
+                   lwn: np.ndarray, keep: bool) -> tuple:
+    """log Z per row of ``b`` by the numba kernels: (log Z, mode per row (0 rescaled exp
+    space, 1 log space), kept forward passes or None, exp edge tables, log edge tables)."""
+    ka = _kernel_arrays(plan)
+    kmax = vn.shape[1]
+    m = len(wn)
+    etab = np.empty((m, kmax, kmax))
+    ltab = np.zeros((m, kmax, kmax))
+    escale, exp_ok = ek.edge_tables(plan.edges, plan.levels, vn, wn, etab, ltab)
+    etab = etab.reshape(-1) if exp_ok and not _FORCE_LOG_SPACE else np.empty(0)
+    ltab = ltab.reshape(-1)
+    B = b.shape[0]
+    logz = np.empty(B)
+    mode = np.empty(B, np.int64)
+    head = (b, vn, lwn, plan.levels, etab, escale, ltab)
+    sched = (*ka["sched"], logz, mode)
+    if keep and B * ka["full_len"] <= _SAVE_FLOATS:
+        ws = np.empty((B, ka["full_len"]))
+        ek.forward_rows(0, B, *head, ws, True, ka["uoff"], ka["full"], *sched)
+        return logz, mode, ws, etab, ltab
+
+    def piece(r0: int, r1: int) -> None:
+        scratch = np.empty((1, ka["compact_len"]))
+        ek.forward_rows(r0, r1, *head, scratch, False, ka["uoff"], ka["compact"], *sched)
+    run_split(piece, B, _threads(B))
+    return logz, mode, None, etab, ltab
+
+
 class _NumbaLogZ(torch.autograd.Function):
     """log Z per row by the numba kernels; backward by the reverse pass (first order),
     through the torch path when a second derivative is asked for."""
 
     @staticmethod
     def forward(ctx, bias2d, w, lw, plan, vn, needs):
-        ka = _kernel_arrays(plan)
         b = _np64(bias2d)
-        wn = _np64(w)
-        lwn = _np64(lw) if lw is not None else ka["zeros_lw"]
-        kmax = vn.shape[1]
-        etab = np.empty((len(wn), kmax, kmax))
-        escale, good = ek.edge_tables(plan.edges, plan.levels, vn, wn, etab)
-        if not good:
-            raise _UnderflowError
-        etab = etab.reshape(-1)
-        B = b.shape[0]
-        save = needs and B * ka["full_len"] <= _SAVE_FLOATS
-        logz = np.empty(B)
-        ok = np.ones(B, np.bool_)
-        head = (b, vn, lwn, plan.levels, etab, escale)
-        tail = (ka["uoff"],)
-        sched = ka["sched"] + (logz, ok)
-        if save:
-            ws = np.empty((B, ka["full_len"]))
-            ek.forward_rows(0, B, *head, ws, True, *tail, ka["full"], *sched)
-        else:
-            ws = None
-
-            def piece(r0: int, r1: int) -> None:
-                scratch = np.empty((1, ka["compact_len"]))
-                ek.forward_rows(r0, r1, *head, scratch, False, *tail, ka["compact"], *sched)
-            run_split(piece, B, _threads(B))
-        if not ok.all():
-            raise _UnderflowError
-        ctx.plan, ctx.ws, ctx.arrays = plan, ws, (b, vn, lwn, etab)
-        ctx.lw_none = lw is None
+        lwn = _np64(lw) if lw is not None else _kernel_arrays(plan)["zeros_lw"]
+        logz, mode, ws, etab, ltab = _numba_forward(plan, vn, b, _np64(w), lwn, needs)
+        ctx.plan, ctx.ws, ctx.arrays = plan, ws, (b, vn, lwn, etab, ltab, mode)
         ctx.save_for_backward(bias2d, w, lw)
         return torch.from_numpy(logz).to(bias2d.device, bias2d.dtype)
 
@@ -727,7 +729,7 @@ class _NumbaLogZ(torch.autograd.Function):
     def backward(ctx, g):
         bias2d, w, lw = ctx.saved_tensors
         plan = ctx.plan
-        b, vn, lwn, etab = ctx.arrays
+        b, vn, lwn, etab, ltab, mode = ctx.arrays
         need = ctx.needs_input_grad[:3]
         if torch.is_grad_enabled():  # double backward: differentiate the torch path
             vals = torch.as_tensor(vn, dtype=bias2d.dtype, device=bias2d.device)
@@ -742,11 +744,11 @@ class _NumbaLogZ(torch.autograd.Function):
         B = b.shape[0]
         n, kmax = vn.shape
         gunary = np.zeros((B, n, kmax))
-        ne = len(etab)
+        ne = len(ltab)
         saved = ctx.ws is not None
         threads = 1 if saved else _threads(B)
         gedges = np.zeros((threads, ne))
-        head = (gn, b, vn, lwn, plan.levels, etab)
+        head = (gn, b, vn, lwn, plan.levels, etab, ltab, mode)
         tail = (ka["uoff"], ka["full"], ka["gcompact"], *ka["sched"], gunary)
         if saved:
             gws = np.zeros(ka["gcompact_len"])
@@ -794,8 +796,8 @@ def log_partition(plan: EliminationPlan, values, levels, edges, bias: torch.Tens
     constants). Raises :class:`~pgm_boltz.errors.IntractableError` before allocating
     when the plan's largest table is over its limit, or when a gradient would keep more
     than ``2^max_log2_stored`` message entries per row (None: no limit). ``backend``:
-    ``"auto"`` (numba kernels on CPU, log-space torch otherwise or when a rescaled table
-    would lose precision), ``"numba"`` or ``"torch"``.
+    ``"auto"`` (numba kernels on CPU, log-space torch elsewhere), ``"numba"`` or
+    ``"torch"``.
 
     Examples
     --------
@@ -821,19 +823,11 @@ def log_partition(plan: EliminationPlan, values, levels, edges, bias: torch.Tens
         x is not None and x.requires_grad for x in (bias, w, lw))
     if needs and max_log2_stored is not None:
         check_feasible(plan, max_log2_stored=max_log2_stored)
-    use_numba = backend == "numba" or (backend == "auto" and bias.device.type == "cpu")
-    if use_numba:
-        try:
-            if lw is not None:  # padding levels carry no gradient
-                lw = torch.where(torch.as_tensor(_level_mask(plan), device=lw.device), lw,
-                                 torch.zeros((), dtype=lw.dtype, device=lw.device))
-            return _NumbaLogZ.apply(bias2d, w, lw, plan, vn, needs).reshape(batch)
-        except _UnderflowError:
-            if backend == "numba":
-                raise IntractableError(
-                    "a rescaled table of the numba kernels would lose precision "
-                    "(couplings too strong for exp space); use backend='auto' or 'torch'"
-                ) from None
+    if backend == "numba" or (backend == "auto" and bias.device.type == "cpu"):
+        if lw is not None:  # padding levels carry no gradient
+            lw = torch.where(torch.as_tensor(_level_mask(plan), device=lw.device), lw,
+                             torch.zeros((), dtype=lw.dtype, device=lw.device))
+        return _NumbaLogZ.apply(bias2d, w, lw, plan, vn, needs).reshape(batch)
     vals, lw_t = _torch_inputs(plan, vn, lw, bias)
     return _torch_log_partition(plan, vals, lw_t, bias2d, w).reshape(batch)
 

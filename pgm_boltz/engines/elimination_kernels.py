@@ -9,10 +9,11 @@ writes the message
     m_t(x_S) = sum_{x_v} prod_inputs phi(x_v, x_S)
 
 Every table is kept in exp space divided by its largest entry (a rescaled message); the
-logs of the divisors add up to ``log Z``. A table entry below ``_TINY`` (2^-960) means the
-rescaled form would lose precision; the kernel then reports failure and the caller falls
-back to the log-space torch path, so results are exact either way (products and sums of
-positive numbers only: no cancellation, relative error ~ steps × eps).
+logs of the divisors add up to ``log Z``. A raw message entry below ``TINY`` (2^-960)
+means the rescaled form would lose precision (products and sums of positive numbers only:
+no cancellation, so above it the relative error is ~ steps × eps); that row is then
+redone in log space (inputs added, ``x_v`` summed out by log-sum-exp), which is exact for
+any finite parameters at the price of one ``exp`` per table entry.
 
 Each input is addressed by a base offset and strides: ``x_v`` has stride ``sv``; the rest
 scope splits into *outer* dims (walked by an odometer with per-input strides) and an
@@ -33,18 +34,19 @@ import math
 import numba as nb
 import numpy as np
 
-__all__ = ["TINY", "backward_rows", "forward_rows"]
+__all__ = ["TINY", "backward_rows", "edge_moments", "edge_tables", "forward_rows"]
 
 TINY = 2.0 ** -960  # smallest raw message entry accepted (2^-62 of slack above denormals)
 
 
 @nb.njit(cache=True, nogil=True)
 def _unary_tables(row_bias: np.ndarray, vals: np.ndarray, lw: np.ndarray, kk: np.ndarray,
-                  ws: np.ndarray, uoff: int) -> tuple:
-    """Write ``exp(b_i v_i(k) + c_i(k) - max_k)`` into ``ws[uoff + i*Kmax + k]``.
+                  ws: np.ndarray, uoff: int, logspace: bool) -> tuple:
+    """Write ``exp(b_i v_i(k) + c_i(k) - max_k)`` (log space: ``b_i v_i(k) + c_i(k)``)
+    into ``ws[uoff + i*Kmax + k]``.
 
-    Returns (sum of the maxima, ok) where ok is False when an entry is below TINY or a
-    value is not finite.
+    Returns (sum of the maxima, ok) where ok is False when an exp-space entry is below
+    TINY or a value is not finite.
     """
     n, kmax = vals.shape
     scale = 0.0
@@ -55,6 +57,8 @@ def _unary_tables(row_bias: np.ndarray, vals: np.ndarray, lw: np.ndarray, kk: np
             ws[uoff + i * kmax + k] = a
             if a > mx:
                 mx = a
+        if logspace:
+            continue
         if not math.isfinite(mx):
             return scale, False
         scale += mx
@@ -71,9 +75,11 @@ def _walk(t: int, ws: np.ndarray, gws: np.ndarray, msg_off: np.ndarray,
           gmsg_off: np.ndarray, st: np.ndarray, in_src: np.ndarray, in_base: np.ndarray,
           in_sv: np.ndarray, in_kind: np.ndarray, dim_k: np.ndarray,
           dim_stride: np.ndarray, tab: np.ndarray, off: np.ndarray, cnt: np.ndarray,
-          tmp: np.ndarray, acc: np.ndarray, rs: np.ndarray, backward: bool) -> tuple:
+          tmp: np.ndarray, acc: np.ndarray, rs: np.ndarray, backward: bool,
+          logspace: bool) -> tuple:
     """One step, forward (write the raw message, return its max and min) or backward
     (scatter the message's adjoint to the inputs' adjoints; gws holds the adjoints).
+    In log space the inputs are added and ``x_v`` is summed out by log-sum-exp.
 
     Inputs of kind 0 are constant over the inner block (a scalar per ``x_v``), kind 1
     contiguous over it (plain loads), kind 2 anything else (gathers through ``tab``).
@@ -94,46 +100,69 @@ def _walk(t: int, ws: np.ndarray, gws: np.ndarray, msg_off: np.ndarray,
         cnt[d] = 0
     out = msg_off[t]
     gout = gmsg_off[t]
-    mx = 0.0
+    mx = -math.inf if logspace else 0.0
     mn = math.inf
     n_outer = R // bq
     for o in range(n_outer):
-        for j in range(bq):
-            acc[j] = 0.0
         for x in range(kv):
-            c = 1.0
+            c = 0.0 if logspace else 1.0
             have = False
             for i in range(nin):
                 kind = in_kind[i0 + i]
                 oi = off[i] + x * in_sv[i0 + i]
                 if kind == 0:
-                    c *= ws[oi]
-                elif kind == 1:
-                    if have:
-                        for j in range(bq):
-                            tmp[x, j] *= ws[oi + j]
+                    if logspace:
+                        c += ws[oi]
                     else:
+                        c *= ws[oi]
+                elif kind == 1:
+                    if not have:
                         for j in range(bq):
                             tmp[x, j] = ws[oi + j]
-                        have = True
-                else:
-                    tb = tab0 + i * bq
-                    if have:
+                    elif logspace:
                         for j in range(bq):
-                            tmp[x, j] *= ws[oi + tab[tb + j]]
+                            tmp[x, j] += ws[oi + j]
                     else:
                         for j in range(bq):
+                            tmp[x, j] *= ws[oi + j]
+                    have = True
+                else:
+                    tb = tab0 + i * bq
+                    if not have:
+                        for j in range(bq):
                             tmp[x, j] = ws[oi + tab[tb + j]]
-                        have = True
-            if have:
-                for j in range(bq):
-                    a = tmp[x, j] * c
-                    tmp[x, j] = a
-                    acc[j] += a
-            else:
+                    elif logspace:
+                        for j in range(bq):
+                            tmp[x, j] += ws[oi + tab[tb + j]]
+                    else:
+                        for j in range(bq):
+                            tmp[x, j] *= ws[oi + tab[tb + j]]
+                    have = True
+            if not have:
                 for j in range(bq):
                     tmp[x, j] = c
-                    acc[j] += c
+            elif logspace:
+                for j in range(bq):
+                    tmp[x, j] += c
+            else:
+                for j in range(bq):
+                    tmp[x, j] *= c
+        # acc = sum over x_v (log space: log-sum-exp)
+        if logspace:
+            for j in range(bq):
+                m = tmp[0, j]
+                for x in range(1, kv):
+                    m = max(m, tmp[x, j])
+                a = 0.0
+                for x in range(kv):
+                    a += math.exp(tmp[x, j] - m)
+                acc[j] = m + math.log(a)
+        else:
+            for j in range(bq):
+                acc[j] = tmp[0, j]
+            for x in range(1, kv):
+                for j in range(bq):
+                    acc[j] += tmp[x, j]
         base = o * bq
         if not backward:
             for j in range(bq):
@@ -142,15 +171,25 @@ def _walk(t: int, ws: np.ndarray, gws: np.ndarray, msg_off: np.ndarray,
                 mx = max(mx, a)
                 mn = min(mn, a)
         else:
-            for j in range(bq):
-                acc[j] = gws[gout + base + j] / acc[j]
-            for x in range(kv):
-                r = 0.0
+            # each union entry's share: gm(x_S) * phi(x_v, x_S) / m(x_S)
+            if logspace:
+                for x in range(kv):
+                    r = 0.0
+                    for j in range(bq):
+                        a = math.exp(tmp[x, j] - acc[j]) * gws[gout + base + j]
+                        tmp[x, j] = a
+                        r += a
+                    rs[x] = r
+            else:
                 for j in range(bq):
-                    a = tmp[x, j] * acc[j]
-                    tmp[x, j] = a
-                    r += a
-                rs[x] = r
+                    acc[j] = gws[gout + base + j] / acc[j]
+                for x in range(kv):
+                    r = 0.0
+                    for j in range(bq):
+                        a = tmp[x, j] * acc[j]
+                        tmp[x, j] = a
+                        r += a
+                    rs[x] = r
             for i in range(nin):
                 s = in_src[i0 + i]
                 kind = in_kind[i0 + i]
@@ -189,15 +228,20 @@ def _row_forward(row_bias: np.ndarray, vals: np.ndarray, lw: np.ndarray, kk: np.
                  in_src: np.ndarray, in_base: np.ndarray, in_sv: np.ndarray,
                  in_kind: np.ndarray, dim_k: np.ndarray, dim_stride: np.ndarray,
                  tab: np.ndarray, off: np.ndarray, cnt: np.ndarray, tmp: np.ndarray,
-                 acc: np.ndarray, rs: np.ndarray) -> tuple:
-    """Forward pass of one row (edge tables already in ws): (log Z - edge scale, ok)."""
-    scale, ok = _unary_tables(row_bias, vals, lw, kk, ws, uoff)
+                 acc: np.ndarray, rs: np.ndarray, logspace: bool) -> tuple:
+    """Forward pass of one row (edge tables already in ws): (log Z less the edge tables'
+    scale, ok); ok is False when an exp-space table lost precision."""
+    scale, ok = _unary_tables(row_bias, vals, lw, kk, ws, uoff, logspace)
     if not ok:
         return scale, False
     T = st.shape[0]
     for t in range(T):
         mx, mn = _walk(t, ws, ws, msg_off, msg_off, st, in_src, in_base, in_sv, in_kind,
-                       dim_k, dim_stride, tab, off, cnt, tmp, acc, rs, False)
+                       dim_k, dim_stride, tab, off, cnt, tmp, acc, rs, False, logspace)
+        if logspace:
+            if st[t, 9] == 1:  # a root: the log Z of its component
+                scale += ws[msg_off[t]]
+            continue
         if not mn >= TINY:
             return scale, False
         scale += math.log(mx)
@@ -210,93 +254,107 @@ def _row_forward(row_bias: np.ndarray, vals: np.ndarray, lw: np.ndarray, kk: np.
 
 @nb.njit(cache=True, nogil=True)
 def forward_rows(r0: int, r1: int, bias: np.ndarray, vals: np.ndarray, lw: np.ndarray,
-                 kk: np.ndarray, etab: np.ndarray, edge_scale: float, ws: np.ndarray,
-                 per_row: bool, uoff: int, msg_off: np.ndarray, st: np.ndarray,
-                 in_src: np.ndarray, in_base: np.ndarray, in_sv: np.ndarray,
+                 kk: np.ndarray, etab: np.ndarray, edge_scale: float, ltab: np.ndarray,
+                 ws: np.ndarray, per_row: bool, uoff: int, msg_off: np.ndarray,
+                 st: np.ndarray, in_src: np.ndarray, in_base: np.ndarray, in_sv: np.ndarray,
                  in_kind: np.ndarray, dim_k: np.ndarray, dim_stride: np.ndarray,
                  tab: np.ndarray, max_in: int, max_dims: int, max_kv: int, max_bq: int,
-                 logz: np.ndarray, ok: np.ndarray) -> None:
-    """log Z of rows ``r0..r1-1`` of ``bias`` into ``logz`` (``ok[r] = False`` where the
-    rescaled form failed). ``ws`` has one row per data row when ``per_row`` (kept for the
-    backward pass), else one scratch row reused."""
+                 logz: np.ndarray, mode: np.ndarray) -> None:
+    """log Z of rows ``r0..r1-1`` of ``bias`` into ``logz``; ``mode[r]`` is 0 where the
+    rescaled exp-space pass held, 1 where the row was done in log space (always when
+    ``etab``, the exp-space edge tables, is empty while ``ltab``, the log ones, is not).
+    ``ws`` has one row per data row when ``per_row`` (kept for the backward pass), else
+    one scratch row reused."""
     off = np.empty(max_in, np.int64)
     cnt = np.empty(max(max_dims, 1), np.int64)
     tmp = np.empty((max_kv, max_bq))
     acc = np.empty(max_bq)
     rs = np.empty(max_kv)
-    ne = etab.shape[0]
-    filled = -1
+    ne = ltab.shape[0]
+    exp_ok = etab.shape[0] == ne
+    filled = -1  # which edge tables the scratch row holds (0 exp, 1 log)
     for r in range(r0, r1):
         w = ws[r] if per_row else ws[0]
-        if per_row or filled < 0:
-            w[:ne] = etab
-            filled = r
-        s, good = _row_forward(bias[r], vals, lw, kk, w, uoff, msg_off, st, in_src,
-                               in_base, in_sv, in_kind, dim_k, dim_stride, tab, off, cnt,
-                               tmp, acc, rs)
-        logz[r] = s + edge_scale
-        ok[r] = good
+        good = False
+        if exp_ok:
+            if per_row or filled != 0:
+                w[:ne] = etab
+                filled = 0
+            s, good = _row_forward(bias[r], vals, lw, kk, w, uoff, msg_off, st, in_src,
+                                   in_base, in_sv, in_kind, dim_k, dim_stride, tab, off,
+                                   cnt, tmp, acc, rs, False)
+            logz[r] = s + edge_scale
+            mode[r] = 0
+        if not good:
+            if per_row or filled != 1:
+                w[:ne] = ltab
+                filled = 1
+            s, _ = _row_forward(bias[r], vals, lw, kk, w, uoff, msg_off, st, in_src,
+                                in_base, in_sv, in_kind, dim_k, dim_stride, tab, off, cnt,
+                                tmp, acc, rs, True)
+            logz[r] = s
+            mode[r] = 1
 
 
 @nb.njit(cache=True, nogil=True)
 def backward_rows(r0: int, r1: int, g: np.ndarray, bias: np.ndarray, vals: np.ndarray,
-                  lw: np.ndarray, kk: np.ndarray, etab: np.ndarray, ws: np.ndarray,
-                  saved: bool, gws: np.ndarray, uoff: int, msg_off: np.ndarray,
-                  gmsg_off: np.ndarray, st: np.ndarray, in_src: np.ndarray,
-                  in_base: np.ndarray, in_sv: np.ndarray, in_kind: np.ndarray,
-                  dim_k: np.ndarray, dim_stride: np.ndarray, tab: np.ndarray, max_in: int,
-                  max_dims: int, max_kv: int, max_bq: int, gunary: np.ndarray) -> bool:
+                  lw: np.ndarray, kk: np.ndarray, etab: np.ndarray, ltab: np.ndarray,
+                  mode: np.ndarray, ws: np.ndarray, saved: bool, gws: np.ndarray, uoff: int,
+                  msg_off: np.ndarray, gmsg_off: np.ndarray, st: np.ndarray,
+                  in_src: np.ndarray, in_base: np.ndarray, in_sv: np.ndarray,
+                  in_kind: np.ndarray, dim_k: np.ndarray, dim_stride: np.ndarray,
+                  tab: np.ndarray, max_in: int, max_dims: int, max_kv: int, max_bq: int,
+                  gunary: np.ndarray) -> None:
     """Adjoints of rows ``r0..r1-1``: ``gunary[r, i, k] = g[r] P_r(x_i = k)`` and, added
-    into ``gws[:len(etab)]``, ``sum_r g[r] P_r(x_i = a, x_j = b)`` per edge table entry.
+    into ``gws[:len(ltab)]``, ``sum_r g[r] P_r(x_i = a, x_j = b)`` per edge table entry.
 
     ``ws`` holds the forward pass of each row when ``saved``; otherwise it is one scratch
-    row and each row's forward pass is recomputed. False when a recomputed pass failed.
+    row and each row's forward pass is recomputed, in the row's ``mode`` of the forward.
     """
     off = np.empty(max_in, np.int64)
     cnt = np.empty(max(max_dims, 1), np.int64)
     tmp = np.empty((max_kv, max_bq))
     acc = np.empty(max_bq)
     rs = np.empty(max_kv)
-    ne = etab.shape[0]
+    ne = ltab.shape[0]
     n, kmax = vals.shape
     T = st.shape[0]
-    filled = False
+    filled = -1
     for r in range(r0, r1):
+        logspace = mode[r] == 1
         if saved:
             w = ws[r]
         else:
             w = ws[0]
-            if not filled:
-                w[:ne] = etab
-                filled = True
-            _, good = _row_forward(bias[r], vals, lw, kk, w, uoff, msg_off, st, in_src,
-                                   in_base, in_sv, in_kind, dim_k, dim_stride, tab, off,
-                                   cnt, tmp, acc, rs)
-            if not good:
-                return False
+            if filled != mode[r]:
+                w[:ne] = ltab if logspace else etab
+                filled = mode[r]
+            _row_forward(bias[r], vals, lw, kk, w, uoff, msg_off, st, in_src, in_base,
+                         in_sv, in_kind, dim_k, dim_stride, tab, off, cnt, tmp, acc, rs,
+                         logspace)
         gws[ne:] = 0.0
         for t in range(T - 1, -1, -1):
             go = gmsg_off[t]
             if st[t, 9] == 1:  # a root (no later node): d log Z / d log m_t = g
                 gws[go] = g[r]
             _walk(t, w, gws, msg_off, gmsg_off, st, in_src, in_base, in_sv, in_kind, dim_k,
-                  dim_stride, tab, off, cnt, tmp, acc, rs, True)
+                  dim_stride, tab, off, cnt, tmp, acc, rs, True, logspace)
             for q in range(st[t, 1]):  # the slot is reused by other messages' adjoints
                 gws[go + q] = 0.0
         for i in range(n):
             for k in range(kk[i]):
                 gunary[r, i, k] = gws[uoff + i * kmax + k]
-    return True
 
 
 @nb.njit(cache=True, nogil=True)
 def edge_tables(edges: np.ndarray, kk: np.ndarray, vals: np.ndarray, w: np.ndarray,
-                out: np.ndarray) -> tuple:
-    """``out[e, a, b] = exp(W_e v_i(a) v_j(b) - max)`` over the valid levels of edge
-    ``e = (i, j)``; returns (sum of the maxima, ok), ok False when an entry is below TINY
-    or not finite."""
+                out: np.ndarray, log_out: np.ndarray) -> tuple:
+    """``log_out[e, a, b] = W_e v_i(a) v_j(b)`` and ``out[e, a, b] = exp(log_out - max)``
+    over the valid levels of edge ``e = (i, j)``; returns (sum of the maxima, ok), ok
+    False when an exp-space entry is below TINY or not finite."""
     m = edges.shape[0]
     scale = 0.0
+    ok = True
     for e in range(m):
         i = edges[e, 0]
         j = edges[e, 1]
@@ -304,19 +362,19 @@ def edge_tables(edges: np.ndarray, kk: np.ndarray, vals: np.ndarray, w: np.ndarr
         for a in range(kk[i]):
             for b in range(kk[j]):
                 x = w[e] * vals[i, a] * vals[j, b]
-                out[e, a, b] = x
+                log_out[e, a, b] = x
                 if x > mx:
                     mx = x
         if not math.isfinite(mx):
-            return scale, False
+            ok = False
         scale += mx
         for a in range(kk[i]):
             for b in range(kk[j]):
-                y = math.exp(out[e, a, b] - mx)
+                y = math.exp(log_out[e, a, b] - mx)
                 if not y >= TINY:
-                    return scale, False
+                    ok = False
                 out[e, a, b] = y
-    return scale, True
+    return scale, ok
 
 
 @nb.njit(cache=True, nogil=True)
