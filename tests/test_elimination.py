@@ -470,6 +470,21 @@ def test_too_large_plan_is_refused_before_allocation():
     assert "kernel" not in plan._cache  # no schedule arrays were built
 
 
+def test_dense_graphs_are_costed_quickly_and_refused():
+    for nv, nh in ((784, 500), (300, 40)):  # an MNIST-sized RBM; one past the bound
+        edges = np.array([(i, nv + j) for i in range(nv) for j in range(nh)])
+        t0 = time.perf_counter()
+        plan = el.plan_elimination(nv + nh, edges, np.full(nv + nh, 2))
+        assert time.perf_counter() - t0 < 5.0
+        assert plan.treewidth >= nh and plan.log2_max_table >= nh + 1
+        with pytest.raises(IntractableError, match="2\\^"):
+            el.check_feasible(plan)
+    # a narrow RBM is exact: sum the visible units out, the hidden ones form the clique
+    edges = np.array([(i, 300 + j) for i in range(300) for j in range(6)])
+    plan = el.plan_elimination(306, edges, np.full(306, 2))
+    assert plan.treewidth == 6 and plan.exact_cost
+
+
 def test_gradient_storage_limit():
     L = 10
     G = nx.grid_2d_graph(L, L)
@@ -504,7 +519,7 @@ def trivial_graphs(backend):
                           torch.zeros(0, dtype=torch.float64), backend=backend)
     lz.backward()
     want = brute([[0.0, 0.5, 2.0]], np.zeros((0, 2), int), np.array([0.7]), np.zeros(0))
-    assert float(lz) == pytest.approx(want["log_z"], abs=1e-12)
+    assert lz.item() == pytest.approx(want["log_z"], abs=1e-12)
     assert float(bt.grad[0]) == pytest.approx(want["mean"][0], abs=1e-12)
     # isolated nodes and two components
     vals = [[-1.0, 1.0], [0.0, 1.0], [-1.0, 0.0, 1.0], [0.0, 1.0], [0.0, 1.0]]

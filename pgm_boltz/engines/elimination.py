@@ -58,6 +58,10 @@ __all__ = [
 ]
 
 _METHODS = ("min_fill_in", "min_degree", "opt_einsum", "rcm", "natural")
+_METHODS_FIRST = ("natural", "rcm", "min_degree", "min_fill_in", "opt_einsum")  # try order
+_ABORT_MARGIN = 8.0  # stop costing an order once a table is 2^8 times over the limit
+_OPT_EINSUM_MAX_EDGES = 3000  # its greedy path is slow on hubs and big graphs
+_OPT_EINSUM_MAX_DEGREE = 16
 _MIN_FILL_MAX_NODES = 1500  # networkx's min-fill scans every node per step: O(n^2 d^2)
 _OPT_EINSUM_MAX_NODES = 3000
 _FLOPS_SLACK = 1.1  # orders this close to the fewest flops compete on table size
@@ -78,10 +82,12 @@ class EliminationPlan:
     of one ``log Z`` evaluation per batch row, ``log2_stored`` the log2 of the message
     entries kept per row for the backward pass, ``method`` the heuristic that gave the
     order and ``candidates`` the cost ``(treewidth, log2_max_table, flops)`` of every
-    order tried. The schedule: per step the eliminated node ``step_node[t]``, its rest
-    scope ``step_rest[t]`` (later nodes, in elimination order), its edges
-    ``step_edges[t]`` (edge indices to later nodes) and the earlier steps whose messages
-    it consumes, ``step_msgs[t]``.
+    order tried. Orders are costed only up to ``2^8`` times the table limit: past it
+    ``exact_cost`` is False and ``treewidth`` / ``log2_max_table`` are lower bounds (for
+    the order kept; ``flops`` infinite); such a plan is never run. The schedule: per step
+    the eliminated node ``step_node[t]``, its rest scope ``step_rest[t]`` (later nodes,
+    in elimination order), its edges ``step_edges[t]`` (edge indices to later nodes) and
+    the earlier steps whose messages it consumes, ``step_msgs[t]``.
     """
 
     n: int
@@ -94,6 +100,7 @@ class EliminationPlan:
     levels: np.ndarray
     max_log2_table: float = 26.0
     log2_stored: float = 0.0
+    exact_cost: bool = True
     candidates: dict = field(default_factory=dict)
     plan_seconds: float = 0.0
     step_node: list = field(default_factory=list, repr=False)
@@ -158,9 +165,11 @@ def _adjacency(n: int, edges: np.ndarray) -> list[set]:
     return adj
 
 
-def _nx_heuristic_order(adj: list[set], heuristic: str) -> list[int]:
+def _nx_heuristic_order(adj: list[set], heuristic: str, log2k: np.ndarray,
+                        abort: float) -> list[int] | None:
     """Eliminate with networkx's treewidth heuristic, recording the order (networkx's
-    ``treewidth_decomp`` runs the same loop but returns only the decomposition)."""
+    ``treewidth_decomp`` runs the same loop but returns only the decomposition). None when
+    a clique of the order would be over ``2^abort`` entries."""
     g = {v: set(nb_) for v, nb_ in enumerate(adj)}
     if heuristic == "min_degree":
         pick = nx_tw.MinDegreeHeuristic(g).best_node
@@ -170,6 +179,8 @@ def _nx_heuristic_order(adj: list[set], heuristic: str) -> list[int]:
     v = pick(g)
     while v is not None:
         nbrs = g[v]
+        if log2k[v] + sum(log2k[a] for a in nbrs) > abort:
+            return None
         for a in nbrs:
             g[a] |= nbrs
             g[a].discard(a)
@@ -178,6 +189,8 @@ def _nx_heuristic_order(adj: list[set], heuristic: str) -> list[int]:
         order.append(v)
         v = pick(g)
     # networkx stops when the rest is a clique: any order of it does
+    if sum(log2k[u] for u in g) > abort:
+        return None
     order += sorted(g, key=lambda u: (len(adj[u]), u))
     return order
 
@@ -208,9 +221,11 @@ def _rcm_order(n: int, edges: np.ndarray) -> list[int]:
     return [int(v) for v in nx.utils.reverse_cuthill_mckee_ordering(G)]
 
 
-def _schedule(order: list[int], adj: list[set], log2k: np.ndarray, want_steps: bool
-              ) -> tuple:
-    """Simulate the elimination: (treewidth, log2 max table, flops, log2 stored, steps)."""
+def _schedule(order: list[int], adj: list[set], log2k: np.ndarray, want_steps: bool,
+              abort: float = math.inf) -> tuple:
+    """Simulate the elimination: (treewidth, log2 max table, flops, log2 stored, steps,
+    complete). It stops at the first table over ``2^abort`` entries (complete False: the
+    numbers are lower bounds for this order, flops infinite)."""
     n = len(order)
     pos = np.empty(n, np.int64)
     pos[np.asarray(order, np.int64)] = np.arange(n)
@@ -225,19 +240,20 @@ def _schedule(order: list[int], adj: list[set], log2k: np.ndarray, want_steps: b
             scope |= scopes[s]
         scope.discard(v)
         lt = float(log2k[v] + sum(log2k[u] for u in scope))
+        mx = max(mx, lt)
+        tw = max(tw, len(scope))
+        if lt > abort:
+            return tw, mx, math.inf, math.inf, None, False
         n_in = 1 + len(later) + len(pending[v])
         flops += 2.0 ** lt * (n_in + 1)
         stored += 2.0 ** (lt - log2k[v])
-        mx = max(mx, lt)
-        tw = max(tw, len(scope))
         scopes[t] = scope
         if want_steps:
             rests.append(sorted(scope, key=lambda u: pos[u]))
             msgs.append(list(pending[v]))
         if scope:
             pending[min(scope, key=lambda u: pos[u])].append(t)
-        scopes[t] = scope
-    return tw, mx, flops, math.log2(max(stored, 1.0)), (rests, msgs)
+    return tw, mx, flops, math.log2(max(stored, 1.0)), (rests, msgs), True
 
 
 def plan_elimination(n: int, edges: np.ndarray, levels: np.ndarray,
@@ -269,33 +285,62 @@ def plan_elimination(n: int, edges: np.ndarray, levels: np.ndarray,
     if unknown or not methods:
         raise GraphError(f"unknown elimination order method(s) {sorted(unknown)}; use some "
                          f"of {_METHODS}")
-    adj = _adjacency(n, e)
     log2k = np.log2(np.maximum(lv, 1)).astype(float)
+    abort = float(max_log2_table) + _ABORT_MARGIN
+    # quick bound: any order's first clique holds a node and all its neighbours
+    deg = np.bincount(e.reshape(-1), minlength=n)
+    if n and float(deg.min() + 1) * float(log2k.min()) > abort:
+        v = int(np.argmin(deg))
+        bound = float(log2k[v] + log2k[e[(e == v).any(1)].reshape(-1)].sum() - log2k[v]
+                      * deg[v])
+        return EliminationPlan(
+            n=n, order=list(range(n)), treewidth=int(deg.min()), log2_max_table=bound,
+            flops=math.inf, method="min_degree_bound", edges=e, levels=lv,
+            max_log2_table=float(max_log2_table), log2_stored=math.inf, exact_cost=False,
+            candidates={}, plan_seconds=time.perf_counter() - t0)
+    adj = _adjacency(n, e)
     makers = {
         "natural": lambda: list(range(n)),
         "rcm": lambda: _rcm_order(n, e),
-        "min_degree": lambda: _nx_heuristic_order(adj, "min_degree"),
-        "min_fill_in": lambda: _nx_heuristic_order(adj, "min_fill_in"),
+        "min_degree": lambda: _nx_heuristic_order(adj, "min_degree", log2k, abort),
+        "min_fill_in": lambda: _nx_heuristic_order(adj, "min_fill_in", log2k, abort),
         "opt_einsum": lambda: _opt_einsum_order(n, e, lv),
     }
     candidates: dict[str, tuple] = {}
     tried = []
-    for m in methods:
-        if m == "min_fill_in" and n > _MIN_FILL_MAX_NODES and len(methods) > 1:
+    hopeless = False  # min-degree went over the limit: skip the slow heuristics
+    for m in sorted(methods, key=_METHODS_FIRST.index):
+        if len(methods) > 1 and m == "min_fill_in" and (n > _MIN_FILL_MAX_NODES or hopeless):
             continue
-        if m == "opt_einsum" and (n > _OPT_EINSUM_MAX_NODES or n == 0) and len(methods) > 1:
+        if len(methods) > 1 and m == "opt_einsum" and (
+                n > _OPT_EINSUM_MAX_NODES or len(e) > _OPT_EINSUM_MAX_EDGES or hopeless
+                or n == 0 or deg.max() > _OPT_EINSUM_MAX_DEGREE):
             continue
         order = makers[m]() if n else []
-        tw, mx, flops, stored, _ = _schedule(order, adj, log2k, False)
-        candidates[m] = (tw, mx, flops)
-        tried.append((mx > max_log2_table, flops, mx, m, order, tw, stored))
+        if order is None:  # the heuristic went over the limit
+            hopeless = hopeless or m == "min_degree"
+            candidates[m] = (None, f"> {abort:g}", math.inf)
+            continue
+        tw, mx, flops, stored, _, complete = _schedule(order, adj, log2k, False, abort)
+        candidates[m] = (tw, mx if complete else f"> {abort:g}", flops)
+        tried.append((mx > max_log2_table, flops, mx, m, order, tw, stored, complete))
+    if not tried:  # every heuristic went over the limit: the natural order as a bound
+        order = list(range(n))
+        tw, mx, flops, stored, _, complete = _schedule(order, adj, log2k, False, abort)
+        tried.append((True, flops, mx, "natural", order, tw, stored, complete))
     # the cheapest by flops; within _FLOPS_SLACK of it, the smallest largest table
     fits = min(t[0] for t in tried)
     pool = [t for t in tried if t[0] == fits]
     cheapest = min(t[1] for t in pool)
-    _, flops, mx, method, order, tw, stored = min(
+    _, flops, mx, method, order, tw, stored, complete = min(
         (t for t in pool if t[1] <= cheapest * _FLOPS_SLACK), key=lambda t: (t[2], t[1]))
-    _, _, _, _, (rests, msgs) = _schedule(order, adj, log2k, True)
+    if not complete:
+        return EliminationPlan(
+            n=n, order=list(order), treewidth=int(tw), log2_max_table=float(mx),
+            flops=math.inf, method=method, edges=e, levels=lv,
+            max_log2_table=float(max_log2_table), log2_stored=math.inf, exact_cost=False,
+            candidates=candidates, plan_seconds=time.perf_counter() - t0)
+    _, _, _, _, (rests, msgs), _ = _schedule(order, adj, log2k, True)
     pos = {v: t for t, v in enumerate(order)}
     step_edges: list[list[int]] = [[] for _ in range(n)]
     for k, (a, b) in enumerate(e.tolist()):
@@ -321,11 +366,13 @@ def check_feasible(plan: EliminationPlan, max_log2_table: float | None = None,
     """
     limit = plan.max_log2_table if max_log2_table is None else float(max_log2_table)
     if plan.log2_max_table > limit:
+        least = "" if plan.exact_cost else "at least "
         raise IntractableError(
-            f"exact elimination needs a table of 2^{plan.log2_max_table:.1f} entries "
-            f"(treewidth {plan.treewidth} with the {plan.method} order, ~{plan.flops:.3g} "
-            f"operations) over the limit of 2^{limit:g}; use Gibbs sampling or AIS "
-            "(method='ais') for this graph, or raise max_log2_table if the memory is there")
+            f"exact elimination needs a table of {least}2^{plan.log2_max_table:.1f} entries "
+            f"(treewidth {least}{plan.treewidth} with the {plan.method} order, "
+            f"~{plan.flops:.3g} operations) over the limit of 2^{limit:g}; use Gibbs "
+            "sampling or AIS (method='ais') for this graph, or raise max_log2_table if the "
+            "memory is there")
     if max_log2_stored is not None and plan.log2_stored > max_log2_stored:
         raise IntractableError(
             f"the gradient of exact elimination keeps 2^{plan.log2_stored:.1f} message "
