@@ -240,7 +240,13 @@ def chi2_pvalue(stat: float, dof: int) -> float:
                                          torch.tensor(stat / 2.0, dtype=torch.float64)))
 
 
-def test_exact_samples_pass_chi_square():
+@pytest.mark.parametrize("name", BACKENDS)
+def test_exact_samples_pass_chi_square(name):
+    with backend_mode(name) as backend:
+        exact_samples_pass_chi_square(backend)
+
+
+def exact_samples_pass_chi_square(backend):
     vals = [[-1.0, 1.0], [0.0, 0.5, 1.0], [0.0, 0.5, 2.0], [0.0, 1.0], [-1.0, 0.0, 1.0]]
     edges = np.array([[0, 1], [1, 2], [2, 3], [3, 0], [4, 1], [4, 2]])
     rng = np.random.default_rng(11)
@@ -251,7 +257,8 @@ def test_exact_samples_pass_chi_square():
     ref = brute(vals, edges, b, w, lw)
     n = 40000
     x = el.sample(plan, table, levels, edges, torch.tensor(b), torch.tensor(w), n,
-                  generator=torch.Generator().manual_seed(0), log_weights=torch.tensor(lw))
+                  generator=torch.Generator().manual_seed(0), log_weights=torch.tensor(lw),
+                  backend=backend)
     assert x.shape == (n, 5) and x.dtype == torch.long
     radix = np.cumprod([1, *levels[::-1][:-1]])[::-1]  # row-major state index
     idx = (x.numpy() * radix).sum(1)
@@ -262,9 +269,32 @@ def test_exact_samples_pass_chi_square():
     assert p_value > 1e-4, (stat, p_value)
     # and the test can fail: samples of a different model are rejected
     other = el.sample(plan, table, levels, edges, torch.tensor(b) + 0.3, torch.tensor(w), n,
-                      generator=torch.Generator().manual_seed(0), log_weights=torch.tensor(lw))
+                      generator=torch.Generator().manual_seed(0), log_weights=torch.tensor(lw),
+                      backend=backend)
     c2 = np.bincount((other.numpy() * radix).sum(1), minlength=len(ref["p"]))
     assert chi2_pvalue(float(((c2 - expected) ** 2 / expected).sum()), len(expected) - 1) < 1e-6
+
+
+def test_numba_and_torch_samplers_agree_draw_for_draw():
+    # the same uniforms go through the same conditionals: identical draws except where a
+    # uniform falls within rounding of a CDF boundary
+    L = 6
+    G = nx.grid_2d_graph(L, L)
+    index = {v: i for i, v in enumerate(G.nodes)}
+    edges = np.array([(index[a], index[c]) for a, c in G.edges])
+    rng = np.random.default_rng(8)
+    vals = [DOMAINS[k] for k in rng.integers(0, len(DOMAINS), L * L)]
+    table, levels = pack(vals)
+    plan = el.plan_elimination(L * L, edges, levels)
+    b, w = torch.tensor(rng.normal(0, 1, L * L)), torch.tensor(rng.normal(0, 1, len(edges)))
+    draws = {}
+    for name in BACKENDS:
+        with backend_mode(name) as backend:
+            draws[name] = el.sample(plan, table, levels, edges, b, w, 3000,
+                                    torch.Generator().manual_seed(1), backend=backend)
+    for name in ("numba-log", "torch"):
+        same = (draws[name] == draws["numba"]).all(1).float().mean()
+        assert same > 0.999, (name, same)
 
 
 def test_samples_are_reproducible_and_cover_disconnected_parts():

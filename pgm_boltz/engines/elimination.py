@@ -458,7 +458,8 @@ def _kernel_arrays(plan: EliminationPlan) -> dict:
         ga.release(int(gcompact[t]) - moff, R[t])
     gcompact_len = moff + max(ga.peak, 1)
 
-    st = np.zeros((T, 10), np.int64)
+    st = np.zeros((T, 13), np.int64)
+    rest_nodes: list[int] = []
     in_src: list[int] = []
     in_base: list[int] = []
     in_sv: list[int] = []
@@ -499,7 +500,8 @@ def _kernel_arrays(plan: EliminationPlan) -> dict:
             nd -= 1
             bq *= int(lv[rest[nd]])
         st[t] = (kv, R[t], nin, len(in_src), nd, len(dim_k), bq, len(tab), len(dim_stride),
-                 int(consumer[t] < 0))
+                 int(consumer[t] < 0), len(rest_nodes), len(rest), v)
+        rest_nodes.extend(rest)
         for src, base, sv, _ in ins:
             in_src.append(src)
             in_base.append(base)
@@ -529,6 +531,7 @@ def _kernel_arrays(plan: EliminationPlan) -> dict:
         "gcompact_len": int(gcompact_len),
         "dims": (max_in, max_dims, max_kv, max_bq),
         "zeros_lw": np.zeros((n, kmax)),
+        "rest_nodes": np.asarray(rest_nodes, np.int64),
     }
     out["sched"] = (out["st"], out["in_src"], out["in_base"], out["in_sv"], out["in_kind"],
                     out["dim_k"], out["dim_stride"], out["tab"], *out["dims"])
@@ -682,10 +685,11 @@ def _torch_log_partition(plan: EliminationPlan, vals, lw, bias2d, w) -> torch.Te
 
 def _values_np(plan: EliminationPlan, values) -> np.ndarray:
     """The value table as float64 numpy (n, Kmax), padding zeroed, checked finite; cached
-    per values object (and its in-place version) on the plan."""
+    on the plan for a torch tensor until it changes (its in-place version counter)."""
     key = (id(values), getattr(values, "_version", None))
     hit = plan._cache.get("values")
-    if hit is not None and hit[0] == key and hit[1] is values:
+    if isinstance(values, torch.Tensor) and hit is not None and hit[0] == key \
+            and hit[1] is values:
         return hit[2]
     n = plan.n
     kmax = int(plan.levels.max()) if n else 1
@@ -694,20 +698,23 @@ def _values_np(plan: EliminationPlan, values) -> np.ndarray:
     if v.ndim != 2 or v.shape[0] != n or v.shape[1] < kmax:
         raise DataError(f"values must have shape ({n}, >= {kmax}) (the value of each level),"
                         f" got {tuple(v.shape)}")
-    mask = np.arange(kmax)[None, :] < plan.levels[:, None]
-    v = np.where(mask, v[:, :kmax], 0.0)
+    v = np.where(_level_mask(plan), v[:, :kmax], 0.0)
     if not np.all(np.isfinite(v)):
         raise DataError("values must be finite for every level")
     v = np.ascontiguousarray(v)
-    if isinstance(values, (torch.Tensor, np.ndarray)):
+    if isinstance(values, torch.Tensor):
         plan._cache["values"] = (key, values, v)
     return v
 
 
 def _check_same(plan: EliminationPlan, levels, edges) -> None:
-    """levels and edges must be the plan's (checked once per pair of objects)."""
+    """levels and edges must be the plan's (skipped for the tensors last checked while
+    they stay unchanged)."""
+    key = tuple((id(x), x._version) if isinstance(x, torch.Tensor) else None
+                for x in (levels, edges))
     hit = plan._cache.get("same")
-    if hit is not None and hit[0] is levels and hit[1] is edges:
+    if None not in key and hit is not None and hit[0] == key and hit[1] is levels \
+            and hit[2] is edges:
         return
     lv = np.asarray(levels.detach().cpu() if isinstance(levels, torch.Tensor) else levels)
     if lv.shape != (plan.n,) or not np.array_equal(lv, plan.levels):
@@ -717,9 +724,8 @@ def _check_same(plan: EliminationPlan, levels, edges) -> None:
         e = np.zeros((0, 2), np.int64)
     if e.shape != plan.edges.shape or not np.array_equal(e, plan.edges):
         raise DataError("edges do not match the plan's edges; make a new plan for them")
-    if isinstance(levels, (torch.Tensor, np.ndarray)) and isinstance(
-            edges, (torch.Tensor, np.ndarray)):
-        plan._cache["same"] = (levels, edges)
+    if None not in key:
+        plan._cache["same"] = (key, levels, edges)
 
 
 def _np64(x: torch.Tensor) -> np.ndarray:
@@ -731,9 +737,10 @@ def _threads(rows: int) -> int:
 
 
 def _numba_forward(plan: EliminationPlan, vn: np.ndarray, b: np.ndarray, wn: np.ndarray,
-                   lwn: np.ndarray, keep: bool) -> tuple:
+                   lwn: np.ndarray, keep: bool, force_keep: bool = False) -> tuple:
     """log Z per row of ``b`` by the numba kernels: (log Z, mode per row (0 rescaled exp
-    space, 1 log space), kept forward passes or None, exp edge tables, log edge tables)."""
+    space, 1 log space), kept forward passes (when ``keep`` and small, or ``force_keep``)
+    or None, exp edge tables, log edge tables)."""
     ka = _kernel_arrays(plan)
     kmax = vn.shape[1]
     m = len(wn)
@@ -747,7 +754,7 @@ def _numba_forward(plan: EliminationPlan, vn: np.ndarray, b: np.ndarray, wn: np.
     mode = np.empty(B, np.int64)
     head = (b, vn, lwn, plan.levels, etab, escale, ltab)
     sched = (*ka["sched"], logz, mode)
-    if keep and B * ka["full_len"] <= _SAVE_FLOATS:
+    if force_keep or (keep and B * ka["full_len"] <= _SAVE_FLOATS):
         ws = np.empty((B, ka["full_len"]))
         ek.forward_rows(0, B, *head, ws, True, ka["uoff"], ka["full"], *sched)
         return logz, mode, ws, etab, ltab
@@ -913,13 +920,15 @@ def marginals(plan: EliminationPlan, values, levels, edges, bias: torch.Tensor,
 
 def sample(plan: EliminationPlan, values, levels, edges, bias: torch.Tensor,
            weight: torch.Tensor, n_samples: int, generator: torch.Generator | None = None,
-           log_weights: torch.Tensor | None = None) -> torch.Tensor:
+           log_weights: torch.Tensor | None = None, backend: str = "auto") -> torch.Tensor:
     """``n_samples`` exact independent draws from ``p(x) ∝ exp(log p~(x))`` as level
     indices (long, shape (n_samples, n)).
 
-    Forward elimination keeps each step's log-table ``U_t(x_v, x_S)``; then, along the
-    reversed order, ``x_v`` is drawn from ``softmax_{x_v} U_t(., x_S)`` given the later
-    nodes ``x_S`` already drawn (inverse CDF of one uniform per node and sample).
+    Forward elimination keeps every message; then, along the reversed order, ``x_v`` is
+    drawn from ``p(x_v | x_S) ∝ exp(U_t(x_v, x_S))`` (``U_t`` the sum of the step's
+    log-tables) given the later nodes ``x_S`` already drawn, by the inverse CDF of one
+    uniform per sample and node (drawn up front from ``generator``, so the draws do not
+    depend on the thread count). ``backend`` as in :func:`log_partition`.
 
     >>> import numpy as np, torch
     >>> plan = plan_elimination(2, np.array([[0, 1]]), np.array([2, 2]))
@@ -932,34 +941,52 @@ def sample(plan: EliminationPlan, values, levels, edges, bias: torch.Tensor,
     if isinstance(n_samples, bool) or not isinstance(n_samples, (int, np.integer)) \
             or n_samples < 0:
         raise DataError(f"n_samples must be a non-negative integer, got {n_samples!r}")
-    if bias.ndim != 1:
-        raise DataError(f"bias must have shape ({plan.n},) for sampling, got "
-                        f"{tuple(bias.shape)}")
+    if backend not in ("auto", "numba", "torch"):
+        raise DataError(f"backend must be 'auto', 'numba' or 'torch', got {backend!r}")
+    if not isinstance(bias, torch.Tensor) or bias.ndim != 1:
+        raise DataError(f"bias must be a tensor of shape ({plan.n},) for sampling, got "
+                        f"{tuple(getattr(bias, 'shape', ()))}")
     check_feasible(plan)
+    n_samples = int(n_samples)
     with torch.no_grad():
         w, lw = _check_inputs(plan, levels, edges, bias, weight, log_weights)
-        vals, lw = _torch_inputs(plan, _values_np(plan, values), lw, bias)
+        vn = _values_np(plan, values)
         dev = bias.device
-        x = torch.zeros((int(n_samples), plan.n), dtype=torch.long, device=dev)
         if plan.n == 0 or n_samples == 0:
-            return x
-        _, kept = _torch_forward(plan, vals, lw, bias.reshape(1, -1), w, keep=True)
-        u = torch.rand((int(n_samples), plan.n), generator=generator, dtype=torch.float64,
-                       device=dev)
+            return torch.zeros((n_samples, plan.n), dtype=torch.long, device=dev)
+        gdev = generator.device if generator is not None else dev
+        u = torch.rand((n_samples, plan.n), generator=generator, dtype=torch.float64,
+                       device=gdev)
+        if backend == "numba" or (backend == "auto" and dev.type == "cpu"):
+            ka = _kernel_arrays(plan)
+            lwn = _np64(torch.where(torch.as_tensor(_level_mask(plan)), lw.cpu(), 0.0)) \
+                if lw is not None else ka["zeros_lw"]
+            _, mode, ws, _, _ = _numba_forward(plan, vn, _np64(bias)[None], _np64(w), lwn,
+                                               True, force_keep=True)
+            un = np.ascontiguousarray(u.cpu().numpy())
+            x = np.zeros((n_samples, plan.n), np.int64)
+            args = (ws[0], bool(mode[0] == 1), un, x, plan.levels, ka["full"], ka["st"],
+                    ka["in_src"], ka["in_base"], ka["in_sv"], ka["dim_stride"], ka["tab"],
+                    ka["rest_nodes"], ka["dims"][2])
+            run_split(lambda s0, s1: ek.sample_rows(s0, s1, *args), n_samples,
+                      _threads(n_samples))
+            return torch.from_numpy(x).to(dev)
+        u = u.to(dev)
+        vals, lw_t = _torch_inputs(plan, vn, lw, bias)
+        _, kept = _torch_forward(plan, vals, lw_t, bias.reshape(1, -1), w, keep=True)
+        x = torch.zeros((n_samples, plan.n), dtype=torch.long, device=dev)
         lv = plan.levels
         for t in range(plan.n - 1, -1, -1):
             v = plan.step_node[t]
             rest = plan.step_rest[t]
-            table = kept[t][0]  # (K_v, R)
+            table = kept[t][0]  # (K_v, R), R row-major over the rest scope
             if rest:
-                idx = torch.zeros(int(n_samples), dtype=torch.long, device=dev)
-                for u_ in rest:
-                    idx = idx * int(lv[u_]) + x[:, u_]
-                logits = table[:, idx].T  # (n_samples, K_v)
+                strides = np.cumprod([1, *lv[rest[::-1]][:-1]])[::-1].copy()
+                idx = x.index_select(1, torch.as_tensor(rest, device=dev)) @ \
+                    torch.as_tensor(strides, device=dev)
+                logits = table.index_select(1, idx)  # (K_v, n_samples)
             else:
-                logits = table[:, 0].expand(int(n_samples), -1)
-            p = torch.softmax(logits.double(), 1)
-            cdf = p.cumsum(1)
-            pick = (u[:, v:v + 1] > cdf[:, :-1]).sum(1)
-            x[:, v] = pick
+                logits = table[:, :1].expand(-1, n_samples)
+            cdf = torch.softmax(logits.double(), 0).cumsum(0)
+            x[:, v] = (u[:, v][None, :] > cdf[:-1]).sum(0)
     return x

@@ -34,7 +34,14 @@ import math
 import numba as nb
 import numpy as np
 
-__all__ = ["TINY", "backward_rows", "edge_moments", "edge_tables", "forward_rows"]
+__all__ = [
+    "TINY",
+    "backward_rows",
+    "edge_moments",
+    "edge_tables",
+    "forward_rows",
+    "sample_rows",
+]
 
 TINY = 2.0 ** -960  # smallest raw message entry accepted (2^-62 of slack above denormals)
 
@@ -393,3 +400,64 @@ def edge_moments(edges: np.ndarray, kk: np.ndarray, vals: np.ndarray, ge: np.nda
                 s += ge[e, a, b] * vals[i, a] * vals[j, b]
         out[e] = s
     return out
+
+
+@nb.njit(cache=True, nogil=True)
+def sample_rows(s0: int, s1: int, ws: np.ndarray, logspace: bool, u: np.ndarray,
+                x: np.ndarray, kk: np.ndarray, msg_off: np.ndarray, st: np.ndarray,
+                in_src: np.ndarray, in_base: np.ndarray, in_sv: np.ndarray,
+                dim_stride: np.ndarray, tab: np.ndarray, rest_nodes: np.ndarray,
+                max_kv: int) -> None:
+    """Backward sampling of samples ``s0..s1-1`` through one row's forward pass ``ws``:
+    along the reversed order, ``x_v`` is drawn (inverse CDF of ``u[s, v]``) from
+    ``p(x_v | x_S) ∝ prod_inputs phi(x_v, x_S)`` (log space: ``exp(sum_inputs)``), the
+    later nodes ``x_S`` being drawn already. ``x`` receives level indices."""
+    T = st.shape[0]
+    w = np.empty(max_kv)
+    for s in range(s0, s1):
+        for t in range(T - 1, -1, -1):
+            kv = st[t, 0]
+            nin = st[t, 2]
+            i0 = st[t, 3]
+            nd = st[t, 4]
+            bq = st[t, 6]
+            tab0 = st[t, 7]
+            ds0 = st[t, 8]
+            r0 = st[t, 10]
+            nr = st[t, 11]
+            v = st[t, 12]
+            j = 0  # the inner block index of the drawn rest levels (row-major)
+            for d in range(nd, nr):
+                node = rest_nodes[r0 + d]
+                j = j * kk[node] + x[s, node]
+            for q in range(kv):
+                w[q] = 0.0 if logspace else 1.0
+            for i in range(nin):
+                src = in_src[i0 + i]
+                o = msg_off[src] if src >= 0 else in_base[i0 + i]
+                for d in range(nd):
+                    o += x[s, rest_nodes[r0 + d]] * dim_stride[ds0 + d * nin + i]
+                o += tab[tab0 + i * bq + j]
+                for q in range(kv):
+                    if logspace:
+                        w[q] += ws[o + q * in_sv[i0 + i]]
+                    else:
+                        w[q] *= ws[o + q * in_sv[i0 + i]]
+            if logspace:
+                m = w[0]
+                for q in range(1, kv):
+                    m = max(m, w[q])
+                for q in range(kv):
+                    w[q] = math.exp(w[q] - m)
+            total = 0.0
+            for q in range(kv):
+                total += w[q]
+            target = u[s, v] * total
+            pick = kv - 1
+            run = 0.0
+            for q in range(kv - 1):
+                run += w[q]
+                if target < run:
+                    pick = q
+                    break
+            x[s, v] = pick
