@@ -756,7 +756,8 @@ def _numba_forward(plan: EliminationPlan, vn: np.ndarray, b: np.ndarray, wn: np.
     sched = (*ka["sched"], logz, mode)
     if force_keep or (keep and B * ka["full_len"] <= _SAVE_FLOATS):
         ws = np.empty((B, ka["full_len"]))
-        ek.forward_rows(0, B, *head, ws, True, ka["uoff"], ka["full"], *sched)
+        run_split(lambda r0, r1: ek.forward_rows(r0, r1, *head, ws, True, ka["uoff"],
+                                                 ka["full"], *sched), B, _threads(B))
         return logz, mode, ws, etab, ltab
 
     def piece(r0: int, r1: int) -> None:
@@ -800,24 +801,17 @@ class _NumbaLogZ(torch.autograd.Function):
         gunary = np.zeros((B, n, kmax))
         ne = len(ltab)
         saved = ctx.ws is not None
-        threads = 1 if saved else _threads(B)
-        gedges = np.zeros((threads, ne))
+        parts: dict[int, np.ndarray] = {}  # edge adjoints per piece, summed in row order
         head = (gn, b, vn, lwn, plan.levels, etab, ltab, mode)
         tail = (ka["uoff"], ka["full"], ka["gcompact"], *ka["sched"], gunary)
-        if saved:
-            gws = np.zeros(ka["gcompact_len"])
-            ek.backward_rows(0, B, *head, ctx.ws, True, gws, *tail)
-            gedges[0] = gws[:ne]
-        else:
-            bounds = np.linspace(0, B, threads + 1).astype(np.int64)
 
-            def piece(r0: int, r1: int) -> None:
-                k = int(np.searchsorted(bounds, r0, side="right") - 1)
-                scratch = np.empty((1, ka["full_len"]))
-                gws = np.zeros(ka["gcompact_len"])
-                ek.backward_rows(r0, r1, *head, scratch, False, gws, *tail)
-                gedges[k] = gws[:ne]
-            run_split(piece, B, threads)
+        def piece(r0: int, r1: int) -> None:
+            ws = ctx.ws if saved else np.empty((1, ka["full_len"]))
+            gws = np.zeros(ka["gcompact_len"])
+            ek.backward_rows(r0, r1, *head, ws, saved, gws, *tail)
+            parts[r0] = gws[:ne]
+        run_split(piece, B, _threads(B))
+        gedges = np.stack([parts[k] for k in sorted(parts)])
         dev = bias2d.device
         grads: list = [None, None, None]
         if need[0]:
