@@ -82,12 +82,17 @@ class EliminationPlan:
     of one ``log Z`` evaluation per batch row, ``log2_stored`` the log2 of the message
     entries kept per row for the backward pass, ``method`` the heuristic that gave the
     order and ``candidates`` the cost ``(treewidth, log2_max_table, flops)`` of every
-    order tried. Orders are costed only up to ``2^8`` times the table limit: past it
-    ``exact_cost`` is False and ``treewidth`` / ``log2_max_table`` are lower bounds (for
-    the order kept; ``flops`` infinite); such a plan is never run. The schedule: per step
-    the eliminated node ``step_node[t]``, its rest scope ``step_rest[t]`` (later nodes,
-    in elimination order), its edges ``step_edges[t]`` (edge indices to later nodes) and
-    the earlier steps whose messages it consumes, ``step_msgs[t]``.
+    order tried.
+
+    Orders are costed only up to ``2^8`` times the table limit: past it ``flops`` is
+    infinite and the other two are lower bounds (None in ``candidates`` when a heuristic
+    stopped before completing its order); when the kept order is such, ``exact_cost`` is
+    False and the plan is never run.
+
+    The schedule: per step the eliminated node ``step_node[t]``, its rest scope
+    ``step_rest[t]`` (later nodes, in elimination order), its edges ``step_edges[t]``
+    (edge indices to later nodes) and the earlier steps whose messages it consumes,
+    ``step_msgs[t]``.
     """
 
     n: int
@@ -287,14 +292,14 @@ def plan_elimination(n: int, edges: np.ndarray, levels: np.ndarray,
                          f"of {_METHODS}")
     log2k = np.log2(np.maximum(lv, 1)).astype(float)
     abort = float(max_log2_table) + _ABORT_MARGIN
-    # quick bound: any order's first clique holds a node and all its neighbours
+    # quick bound: any order's first table holds a node and all its neighbours
     deg = np.bincount(e.reshape(-1), minlength=n)
-    if n and float(deg.min() + 1) * float(log2k.min()) > abort:
-        v = int(np.argmin(deg))
-        bound = float(log2k[v] + log2k[e[(e == v).any(1)].reshape(-1)].sum() - log2k[v]
-                      * deg[v])
+    first = log2k + np.bincount(e[:, 0], log2k[e[:, 1]], n) + np.bincount(e[:, 1],
+                                                                         log2k[e[:, 0]], n)
+    if n and float(first.min()) > abort:
         return EliminationPlan(
-            n=n, order=list(range(n)), treewidth=int(deg.min()), log2_max_table=bound,
+            n=n, order=list(range(n)), treewidth=int(deg.min()),
+            log2_max_table=float(first.min()),
             flops=math.inf, method="min_degree_bound", edges=e, levels=lv,
             max_log2_table=float(max_log2_table), log2_stored=math.inf, exact_cost=False,
             candidates={}, plan_seconds=time.perf_counter() - t0)
@@ -319,10 +324,10 @@ def plan_elimination(n: int, edges: np.ndarray, levels: np.ndarray,
         order = makers[m]() if n else []
         if order is None:  # the heuristic went over the limit
             hopeless = hopeless or m == "min_degree"
-            candidates[m] = (None, f"> {abort:g}", math.inf)
+            candidates[m] = (None, None, math.inf)
             continue
         tw, mx, flops, stored, _, complete = _schedule(order, adj, log2k, False, abort)
-        candidates[m] = (tw, mx if complete else f"> {abort:g}", flops)
+        candidates[m] = (tw, mx, flops)
         tried.append((mx > max_log2_table, flops, mx, m, order, tw, stored, complete))
     if not tried:  # every heuristic went over the limit: the natural order as a bound
         order = list(range(n))
