@@ -8,6 +8,7 @@ carry an initial ``weight`` and nodes an initial ``bias``. Pass the result to
 
 from __future__ import annotations
 
+import math
 from collections.abc import Hashable, Sequence
 
 import networkx as nx
@@ -15,7 +16,17 @@ import networkx as nx
 from .domains import parse_domain
 from .errors import GraphError
 
-__all__ = ["dbm", "fully_connected", "lattice", "rbm", "triangular_lattice"]
+__all__ = [
+    "chain",
+    "dbm",
+    "fully_connected",
+    "ladder",
+    "lattice",
+    "lattice_with_hidden",
+    "random_sparse",
+    "rbm",
+    "triangular_lattice",
+]
 
 def _node_attrs(role: str, domain: str, levels: int | None,
                 values: Sequence[float] | None = None) -> dict:
@@ -181,6 +192,122 @@ def _decorate(G: nx.Graph, domain: str, role: str, coupling: float | None) -> nx
     attrs = _node_attrs(role, domain, None if domain != "multinary" else 2)
     for n in G.nodes:
         G.nodes[n].update(attrs)
+    if coupling is not None:
+        for u, v in G.edges:
+            G.edges[u, v]["weight"] = float(coupling)
+    return G
+
+
+def lattice_with_hidden(rows: int, cols: int, periodic: bool = False, domain: str = "spin",
+                        hidden_domain: str = "binary", levels: int | None = None,
+                        hidden_levels: int | None = None, visible_edges: bool = True,
+                        coupling: float | None = None) -> nx.Graph:
+    """A square lattice of visible units with one hidden unit per plaquette.
+
+    Visible units ``(r, c)`` are linked as in :func:`lattice` (unless
+    ``visible_edges=False``); the hidden unit of the plaquette whose top-left corner is
+    ``(r, c)`` is named ``(r + 0.5, c + 0.5)`` (its centre) and coupled to the plaquette's
+    four corners. An open ``rows x cols`` lattice has ``(rows-1)(cols-1)`` plaquettes, a
+    periodic one ``rows * cols``. Summing a hidden unit out couples its four corners, so
+    the treewidth stays about ``min(rows, cols) + 1``: exact elimination handles it.
+
+    >>> import pgm_boltz as pb
+    >>> G = pb.graphs.lattice_with_hidden(3, 4)
+    >>> len(pb.graphs.node_names(G, "hidden")), G.number_of_edges()
+    (6, 41)
+    >>> sorted(G[(0.5, 0.5)])
+    [(0, 0), (0, 1), (1, 0), (1, 1)]
+    """
+    _check_count("rows", rows, 2)
+    _check_count("cols", cols, 2)
+    G = nx.grid_2d_graph(rows, cols, periodic=periodic)
+    if not visible_edges:
+        G.remove_edges_from(list(G.edges))
+    vis = _node_attrs("visible", domain, levels)
+    for v in G.nodes:
+        G.nodes[v].update(vis)
+    hid = _node_attrs("hidden", hidden_domain, hidden_levels)
+    for r in range(rows if periodic else rows - 1):
+        for c in range(cols if periodic else cols - 1):
+            h = (r + 0.5, c + 0.5)
+            G.add_node(h, **hid)
+            for dr, dc in ((0, 0), (0, 1), (1, 0), (1, 1)):
+                G.add_edge(h, ((r + dr) % rows, (c + dc) % cols))
+    if coupling is not None:
+        for u, v in G.edges:
+            G.edges[u, v]["weight"] = float(coupling)
+    return G
+
+
+def chain(n: int, periodic: bool = False, domain: str = "spin", role: str = "visible",
+          levels: int | None = None, coupling: float | None = None) -> nx.Graph:
+    """A chain of ``n`` units named ``0..n-1`` (a ring when ``periodic``; treewidth 1, or 2
+    for a ring).
+
+    >>> import pgm_boltz as pb
+    >>> pb.graphs.chain(5).number_of_edges(), pb.graphs.chain(5, periodic=True).number_of_edges()
+    (4, 5)
+    """
+    _check_count("n", n, 3 if periodic else 1)
+    G = nx.cycle_graph(n) if periodic else nx.path_graph(n)
+    return _decorate_levels(G, domain, role, levels, coupling)
+
+
+def ladder(n: int, periodic: bool = False, domain: str = "spin", role: str = "visible",
+           levels: int | None = None, coupling: float | None = None) -> nx.Graph:
+    """A ladder: two chains of ``n`` units ``(0, c)`` and ``(1, c)`` joined by rungs (the
+    2 x n lattice; a cylinder when ``periodic``). Treewidth 2 (3 periodic).
+
+    >>> import pgm_boltz as pb
+    >>> pb.graphs.ladder(4).number_of_edges(), pb.graphs.ladder(4, periodic=True).number_of_edges()
+    (10, 12)
+    """
+    _check_count("n", n, 3 if periodic else 1)
+    G = nx.grid_2d_graph(2, n, periodic=(False, periodic))
+    return _decorate_levels(G, domain, role, levels, coupling)
+
+
+def random_sparse(n: int, degree: int | None = 3, p: float | None = None,
+                  seed: int | None = None, domain: str = "spin", role: str = "visible",
+                  levels: int | None = None, coupling: float | None = None) -> nx.Graph:
+    """A random sparse graph on units ``0..n-1``: random ``degree``-regular (needs
+    ``n * degree`` even and ``degree < n``), or Erdős–Rényi ``G(n, p)`` when ``p`` is
+    given. Seeded by ``seed`` (reproducible).
+
+    >>> import pgm_boltz as pb
+    >>> G = pb.graphs.random_sparse(10, degree=3, seed=0)
+    >>> G.number_of_edges(), set(dict(G.degree).values())
+    (15, {3})
+    >>> pb.graphs.random_sparse(50, p=0.05, seed=1).number_of_nodes()
+    50
+    """
+    _check_count("n", n)
+    if p is not None:
+        if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0.0 <= p <= 1.0 \
+                or math.isnan(p):
+            raise GraphError(f"p must be a probability in [0, 1], got {p!r}")
+        G = nx.fast_gnp_random_graph(n, float(p), seed=seed)
+    else:
+        if degree is None:
+            raise GraphError("random_sparse needs degree=d (random regular) or p=... (G(n, p))")
+        _check_count("degree", degree, 0)
+        if degree >= n or (n * degree) % 2:
+            raise GraphError(f"a random {degree}-regular graph on {n} nodes needs degree < n "
+                             "and n * degree even; change n or degree, or pass p=")
+        G = nx.random_regular_graph(degree, n, seed=seed)
+    H = nx.Graph()
+    H.add_nodes_from(range(n))
+    H.add_edges_from(G.edges)
+    return _decorate_levels(H, domain, role, levels, coupling)
+
+
+def _decorate_levels(G: nx.Graph, domain: str, role: str, levels: int | None,
+                     coupling: float | None) -> nx.Graph:
+    if role not in ("visible", "hidden"):
+        raise GraphError(f"role must be 'visible' or 'hidden', got {role!r}")
+    attrs = _node_attrs(role, domain, levels)
+    for v in G.nodes:
+        G.nodes[v].update(attrs)
     if coupling is not None:
         for u, v in G.edges:
             G.edges[u, v]["weight"] = float(coupling)
