@@ -505,9 +505,11 @@ class ExactProblem:
         return (self.kS, self.loS, self.stepS, self.KS, self.VS, self.LWS)
 
 
-def build_problem(domains: DomainVector, bias: np.ndarray, J: np.ndarray,
-                  enum: np.ndarray) -> ExactProblem:
-    """Slice a model (biases ``bias``, dense symmetric couplings ``J``) into E and S."""
+def build_problem(domains: DomainVector, bias: np.ndarray, WEE: np.ndarray,
+                  WES: np.ndarray, enum: np.ndarray) -> ExactProblem:
+    """Slice a model into E and S: biases ``bias`` (n,), the couplings among the
+    enumerated nodes ``WEE`` (|E|, |E|, symmetric, zero diagonal) and from them to the
+    summed ones ``WES`` (|E|, |S|, S = the other nodes in increasing order)."""
     n = bias.shape[0]
     mask = np.zeros(n, dtype=bool)
     mask[enum] = True
@@ -518,9 +520,9 @@ def build_problem(domains: DomainVector, bias: np.ndarray, J: np.ndarray,
     span = np.array([np.ptp(V[i, :K[i]]) for i in range(n)]) if n else np.zeros(0)
     return ExactProblem(
         enum=enum, summed=summed, VE=c(V[enum]), spanE=c(span[enum]), KE=c(K[enum]),
-        bE=c(bias[enum]), WEE=c(J[np.ix_(enum, enum)]), kS=c(kind[summed]),
+        bE=c(bias[enum]), WEE=c(WEE), kS=c(kind[summed]),
         loS=c(lo[summed]), stepS=c(step[summed]), KS=c(K[summed]), VS=c(V[summed]),
-        LWS=c(LW[summed]), bS=c(bias[summed]), WES=c(J[np.ix_(enum, summed)]),
+        LWS=c(LW[summed]), bS=c(bias[summed]), WES=c(WES),
         n_states=n_states, polyS=bool(np.all(kind[summed] == ARITH)))
 
 
@@ -613,44 +615,90 @@ def exact_log_partition(problem: ExactProblem) -> float:
 
 @dataclass
 class ExactMoments:
-    """``log Z``, ``<s_i>`` for every node and ``<s_i s_j>`` for every pair (n × n)."""
+    """``log Z``, ``<s_i>`` for every node and ``<s_i s_j>`` by blocks: ``EE`` among the
+    enumerated nodes ``E``, ``ES`` between them and the summed ones ``S`` and, when asked
+    for, ``SS`` among the summed ones (memory O(|E| n), never n × n unless
+    :meth:`dense` is called)."""
 
     log_z: float
     mean: np.ndarray
-    second: np.ndarray  # symmetric; diagonal holds <s_i^2> only where computed (else 0)
+    E: np.ndarray
+    S: np.ndarray
+    EE: np.ndarray
+    ES: np.ndarray
+    SS: np.ndarray | None = None
+
+    def pairs(self, u: np.ndarray, v: np.ndarray) -> np.ndarray:
+        """``<s_u s_v>`` for index arrays ``u``, ``v`` (pairs of two summed nodes need
+        ``SS``; a node with itself gives 0: the diagonal is not computed here)."""
+        n = len(self.mean)
+        pos = np.full(n, -1)
+        pos[self.E] = np.arange(len(self.E))
+        spos = np.full(n, -1)
+        spos[self.S] = np.arange(len(self.S))
+        u, v = np.asarray(u, np.int64), np.asarray(v, np.int64)
+        out = np.zeros(len(u))
+        ee = (pos[u] >= 0) & (pos[v] >= 0)
+        out[ee] = self.EE[pos[u[ee]], pos[v[ee]]]
+        es = (pos[u] >= 0) & (spos[v] >= 0)
+        out[es] = self.ES[pos[u[es]], spos[v[es]]]
+        se = (spos[u] >= 0) & (pos[v] >= 0)
+        out[se] = self.ES[pos[v[se]], spos[u[se]]]
+        ss = (spos[u] >= 0) & (spos[v] >= 0)
+        if ss.any():
+            if self.SS is None:
+                raise ValueError("pairs of two summed-out nodes need all_pairs=True")
+            out[ss] = self.SS[spos[u[ss]], spos[v[ss]]]
+        out[u == v] = 0.0
+        return out
+
+    def dense(self) -> np.ndarray:
+        """The symmetric (n × n) matrix, zero diagonal (summed–summed pairs left 0
+        without ``SS``)."""
+        n = len(self.mean)
+        second = np.zeros((n, n))
+        E, S = self.E, self.S
+        second[np.ix_(E, E)] = self.EE
+        second[np.ix_(E, S)] = self.ES
+        second[np.ix_(S, E)] = self.ES.T
+        if self.SS is not None:
+            second[np.ix_(S, S)] = self.SS
+        np.fill_diagonal(second, 0.0)
+        return second
 
 
 def exact_moments(problem: ExactProblem, n: int, all_pairs: bool = False) -> ExactMoments:
     """Exact first and second moments in one walk. Pairs of two summed-out nodes are
-    filled only with ``all_pairs=True`` (extra O(|S|^2) per state); edges never need them
-    because the summed-out set is independent."""
+    computed only with ``all_pairs=True`` (extra O(|S|^2) per state); edges never need
+    them because the summed-out set is independent."""
     E, S = problem.enum, problem.summed
     mean = np.zeros(n)
-    second = np.zeros((n, n))
     if len(E) == 0:
         mu = np.empty(len(S))
         _summed_mu(problem.bS, *problem.summed_args(), mu, False)
         mean[S] = mu
+        SS = None
         if all_pairs:
-            second[np.ix_(S, S)] = np.outer(mu, mu)
-            second[S, S] = 0.0
-        return ExactMoments(exact_log_partition(problem), mean, second)
+            SS = np.outer(mu, mu)
+            np.fill_diagonal(SS, 0.0)
+        return ExactMoments(exact_log_partition(problem), mean, E, S, np.zeros((0, 0)),
+                            np.zeros((0, len(S))), SS)
     n_low, XT, logz, (H1, T, PL, AH, HH, BL, BH, SS) = _walk(problem, True, all_pairs)
-    low, top = E[:n_low], E[n_low:]
-    mean[low] = XT @ PL
-    mean[top] = H1
+    low, top = np.arange(n_low), np.arange(n_low, len(E))
+    mean[E[:n_low]] = XT @ PL
+    mean[E[n_low:]] = H1
     mean[S] = T
-    second[np.ix_(low, low)] = (XT * PL) @ XT.T
-    second[np.ix_(top, low)] = AH
-    second[np.ix_(low, top)] = AH.T
-    second[np.ix_(top, top)] = HH
-    second[np.ix_(low, S)] = BL
-    second[np.ix_(top, S)] = BH
-    second[np.ix_(S, E)] = second[np.ix_(E, S)].T
-    if all_pairs:
-        second[np.ix_(S, S)] = SS + SS.T
-    np.fill_diagonal(second, 0.0)
-    return ExactMoments(logz, mean, second)
+    EE = np.zeros((len(E), len(E)))
+    EE[np.ix_(low, low)] = (XT * PL) @ XT.T
+    EE[np.ix_(top, low)] = AH
+    EE[np.ix_(low, top)] = AH.T
+    EE[np.ix_(top, top)] = HH
+    np.fill_diagonal(EE, 0.0)
+    ES = np.zeros((len(E), len(S)))
+    ES[low] = BL
+    ES[top] = BH
+    SSm = SS + SS.T if all_pairs else None
+    return ExactMoments(logz, mean, E, S, EE, ES, SSm)
 
 
 def exact_sample_enumerated(problem: ExactProblem, log_z: float, n: int,

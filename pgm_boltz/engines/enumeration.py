@@ -185,7 +185,7 @@ class _EnumLogZ(torch.autograd.Function):
         if bias.requires_grad or weight.requires_grad:
             mom = _k.exact_moments(kp, problem.n)
             e = problem.edges
-            pair = mom.second[e[:, 0], e[:, 1]] if len(e) else np.zeros(0)
+            pair = mom.pairs(e[:, 0], e[:, 1]) if len(e) else np.zeros(0)
             ctx.save_for_backward(
                 torch.as_tensor(mom.mean, dtype=bias.dtype, device=bias.device),
                 torch.as_tensor(pair, dtype=weight.dtype, device=weight.device))
@@ -204,10 +204,14 @@ def kernel_problem(problem: Problem, plan: EnumPlan, bias: torch.Tensor,
                    weight: torch.Tensor) -> _k.ExactProblem:
     """The table kernel's arrays (:class:`~.enum_kernels.ExactProblem`, float64, CPU)
     for the parameters ``bias`` (n,) and ``weight`` (m,)."""
+    E = plan.enum
+    S = np.setdiff1d(np.arange(problem.n), E)
     with torch.no_grad():
         b = bias.detach().to("cpu", torch.float64).numpy()
-        J = problem.coupling_matrix(weight.detach().to("cpu", torch.float64)).numpy()
-    return _k.build_problem(problem.dv, b, J, plan.enum)
+        w = weight.detach().to("cpu", torch.float64)
+        WEE = problem.coupling_block(w, E, E).numpy()
+        WES = problem.coupling_block(w, E, S).numpy()
+    return _k.build_problem(problem.dv, b, WEE, WES, E)
 
 
 class Enumeration(ExactEngine):
@@ -254,7 +258,6 @@ class Enumeration(ExactEngine):
         E = plan.enum
         S = np.setdiff1d(np.arange(n), E)
         dev, dt = bias.device, bias.dtype
-        J = problem.coupling_matrix(weight.to(dt))
         Ei = torch.as_tensor(E, device=dev)
         Si = torch.as_tensor(S, device=dev)
         if len(E) == 0:
@@ -263,8 +266,8 @@ class Enumeration(ExactEngine):
         vals = [torch.as_tensor(problem.domains[i].values(), dtype=dt, device=dev)
                 for i in E]
         states = torch.cartesian_prod(*vals).reshape(-1, len(E))  # (M, |E|)
-        J_EE = J[Ei][:, Ei]
-        J_ES = J[Ei][:, Si]
+        J_EE = problem.coupling_block(weight.to(dt), E, E)
+        J_ES = problem.coupling_block(weight.to(dt), E, S)
         quad = 0.5 * ((states @ J_EE) * states).sum(-1)  # (M,)
         dv_s = DomainVector([problem.domains[i] for i in S])
         bE, bS = b[:, Ei], b[:, Si]
@@ -294,8 +297,8 @@ class Enumeration(ExactEngine):
         if len(S):
             with torch.no_grad():
                 b = bias.detach().cpu().double()
-                J = problem.coupling_matrix(weight.detach().cpu().double())
-                f = b[S] + x @ J[:, S]
+                f = b[S] + x[:, kp.enum] @ problem.coupling_block(
+                    weight.detach().cpu().double(), kp.enum, S)
                 dv = DomainVector([problem.domains[i] for i in S])
                 x[:, torch.as_tensor(S)] = dv.sample(f, generator)
         return x
@@ -306,7 +309,7 @@ class Enumeration(ExactEngine):
         ``all_pairs``)."""
         kp = kernel_problem(problem, cost.plan, bias, weight)
         mom = _k.exact_moments(kp, problem.n, all_pairs=all_pairs)
-        return mom.log_z, mom.mean, mom.second
+        return mom.log_z, mom.mean, mom.dense()
 
     def clamped_cost(self, cost: Cost, problem: Problem, sub: Problem, i: int) -> Cost:
         """The same cover without node i (still a cover of the rest)."""
@@ -325,7 +328,8 @@ class Enumeration(ExactEngine):
         a summed node ``p`` times its conditional law given the cover,
         ``softmax_k(f_i(x_E) v_k + c_k)``."""
         nodes = list(range(problem.n)) if nodes is None else list(nodes)
-        logz, mean, _ = self.moments(cost, problem, bias, weight)
+        mom = _k.exact_moments(kernel_problem(problem, cost.plan, bias, weight), problem.n)
+        logz, mean = mom.log_z, mom.mean
         multi = [i for i in nodes if problem.domains[i].levels > 2]
         table = self._level_marginals(cost.plan, problem, bias, weight, logz) \
             if multi else {}
@@ -343,9 +347,10 @@ class Enumeration(ExactEngine):
                          weight: torch.Tensor, logz: float) -> dict[int, np.ndarray]:
         dt = torch.float64
         b = bias.detach().to("cpu", dt)
-        J = problem.coupling_matrix(weight.detach().to("cpu", dt))
         E = plan.enum
         S = np.setdiff1d(np.arange(problem.n), E)
+        w = weight.detach().to("cpu", dt)
+        J_EE, J_ES = problem.coupling_block(w, E, E), problem.coupling_block(w, E, S)
         _, _, _, K, V, LW = problem.dv.kernel_arrays()
         Vt = torch.as_tensor(V, dtype=dt)
         pad = torch.as_tensor(np.arange(V.shape[1])[None, :] >= K[:, None])
@@ -364,10 +369,10 @@ class Enumeration(ExactEngine):
             lev = idx[c0:c0 + chunk]
             x = Vt[Ei].gather(1, lev.t()).t() if len(E) else torch.zeros(len(lev), 0,
                                                                          dtype=dt)
-            lw = x @ b[Ei] + 0.5 * ((x @ J[Ei][:, Ei]) * x).sum(-1) + \
+            lw = x @ b[Ei] + 0.5 * ((x @ J_EE) * x).sum(-1) + \
                 (LWt[Ei].gather(1, lev.t()).t().sum(-1) if len(E) else 0.0)
             if len(S):
-                f = b[Si] + x @ J[Ei][:, Si]  # (c, |S|)
+                f = b[Si] + x @ J_ES  # (c, |S|)
                 logits = (f.unsqueeze(-1) * Vt[Si] + LWt[Si]).masked_fill(pad[Si],
                                                                           -math.inf)
                 A = torch.logsumexp(logits, -1)
