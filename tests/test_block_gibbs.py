@@ -87,7 +87,7 @@ def test_clamped_sampler_matches_exact_conditional() -> None:
 
 def test_plans_say_block_gibbs_over_the_threshold() -> None:
     for G in (pb.graphs.rbm(100, 40), pb.graphs.dbm([30, 25, 20]),
-              pb.graphs.lattice(12, 12)):
+              pb.graphs.lattice(40, 40)):
         m = pb.compile(G)
         assert m.plan.engine == "block-gibbs" and m.plan.bipartite
         assert "engine=block-gibbs" in str(m.plan)

@@ -141,14 +141,17 @@ def test_sizing_counts_multinary_levels() -> None:
 def test_summed_out_nodes_are_independent_given_enumerated(data) -> None:
     G = random_graph(data.draw, n_min=3, n_max=14, max_states=1 << 30)
     plan = pb.compile(G, max_exact_states=2**40).plan
-    enumerated = set(plan.enumerated)
+    enum_cost = next(c for c in plan.exact_costs if c.engine == "enumeration")
+    enumerated = {plan.node_names[i] for i in enum_cost.plan.enum}
     for u in set(G.nodes) - enumerated:
         assert set(G.neighbors(u)) <= enumerated
     levels = {u: len(G.nodes[u]["values"]) if "values" in G.nodes[u]
               else G.nodes[u].get("levels", 2) for u in G.nodes}
-    assert plan.log2_exact_states == pytest.approx(
+    assert enum_cost.plan.log2_states == pytest.approx(
         sum(math.log2(levels[u]) for u in enumerated))
     hidden = {u for u in G.nodes if G.nodes[u]["role"] == "hidden"}
+    if plan.hidden is not None and plan.hidden.engine != "enumeration":
+        return  # the free energy's hidden part is eliminated, not enumerated
     h_enum = set(plan.hidden_enumerated)
     assert h_enum <= hidden
     for u in hidden - h_enum:  # summed out of F(v): no hidden neighbour outside h_enum
@@ -170,7 +173,10 @@ def test_engine_choice_under_and_over_the_threshold() -> None:
     assert pb.compile(pb.graphs.fully_connected(11), **small).plan.engine == "exact"
     assert pb.compile(pb.graphs.fully_connected(12), **small).plan.engine == \
         "chromatic-gibbs"
-    assert pb.compile(pb.graphs.lattice(8, 8), **small).plan.engine == "block-gibbs"
+    # a lattice: enumeration needs 2^32 states, elimination 4e4 operations (treewidth 10)
+    plan = pb.compile(pb.graphs.lattice(8, 8), **small).plan
+    assert plan.engine == "exact" and plan.exact_engine == "elimination"
+    assert pb.compile(pb.graphs.lattice(40, 40)).plan.engine == "block-gibbs"
 
 
 def test_plan_str_explains_the_choice() -> None:

@@ -139,7 +139,8 @@ class Plan:
             exact_line += "no exact engine handles these domains"
         else:
             exact_line += (f"{self.exact.engine}: {self.exact.summary} "
-                           f"(threshold {self.limits.max_exact_states:,} states)")
+                           f"(threshold {self.limits.max_exact_states:,} states; tables up "
+                           f"to {self.limits.max_table:,} entries)")
             if not self.exact.feasible:
                 exact_line += f" — {self.exact.reason}"
         lines = [

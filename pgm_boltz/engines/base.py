@@ -19,8 +19,8 @@ subclasses :class:`ExactEngine` and calls :func:`register_engine`.
 >>> from pgm_boltz.domains import SPIN
 >>> import numpy as np
 >>> p = Problem([SPIN, SPIN], np.array([[0, 1]]))
->>> sorted(engine_names())[:1]
-['enumeration']
+>>> sorted(engine_names())
+['elimination', 'enumeration']
 """
 
 from __future__ import annotations

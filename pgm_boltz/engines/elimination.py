@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import networkx as nx
@@ -44,11 +45,14 @@ import opt_einsum as oe
 import torch
 from networkx.algorithms.approximation import treewidth as nx_tw
 
+import pgm_boltz.engines.elimination_kernels as ek
+
 from ..errors import DataError, GraphError, IntractableError
-from . import elimination_kernels as ek
+from .base import Cost, ExactEngine, Limits, Problem, fmt_count, register_engine
 from .threads import run_split
 
 __all__ = [
+    "Elimination",
     "EliminationPlan",
     "check_feasible",
     "log_partition",
@@ -989,3 +993,85 @@ def sample(plan: EliminationPlan, values, levels, edges, bias: torch.Tensor,
             cdf = torch.softmax(logits.double(), 0).cumsum(0)
             x[:, v] = (u[:, v][None, :] > cdf[:-1]).sum(0)
     return x
+
+
+# ---------------------------------------------------------------- the engine (the seam)
+
+
+class Elimination(ExactEngine):
+    """Exact inference by variable elimination, through the engine seam: the compiler
+    asks :meth:`cost` (the cheapest order's operations and largest table) next to the
+    other engines' and keeps the cheapest feasible one.
+
+    Feasible when the largest table fits ``limits.max_table`` entries and the work fits
+    the budget the enumeration threshold gives, ``max_exact_states × n`` operations (an
+    enumeration of ``max_exact_states`` states costs about that many). Domains must be
+    discrete (value tables); moments come from the gradient of ``log Z``, marginals and
+    exact samples from the kept messages.
+
+    >>> from pgm_boltz.domains import SPIN
+    >>> p = Problem([SPIN] * 4, np.array([[0, 1], [1, 2], [2, 3], [3, 0]]))
+    >>> c = Elimination().cost(p, Limits())
+    >>> c.feasible, c.plan.treewidth
+    (True, 2)
+    """
+
+    name = "elimination"
+
+    def cost(self, problem: Problem, limits: Limits) -> Cost | None:
+        """The cheapest order's cost (:func:`plan_elimination`)."""
+        if not problem.dv.discrete or problem.n == 0:
+            return None
+        max_log2 = math.log2(limits.max_table)
+        plan = plan_elimination(problem.n, problem.edges, problem.levels,
+                                max_log2_table=max_log2)
+        budget = float(limits.max_exact_states) * max(1, problem.n)
+        reasons = []
+        if not plan.exact_cost or plan.log2_max_table > max_log2 + 1e-9:
+            reasons.append(f"its largest table (2^{plan.log2_max_table:.1f} entries) is over "
+                           f"the limit of {limits.max_table:,}")
+        if plan.flops > budget:
+            reasons.append(f"its ~{plan.flops:.3g} operations are over the budget of "
+                           f"{budget:.3g} (max_exact_states × nodes)")
+        summary = (f"eliminate in {plan.method} order: treewidth {plan.treewidth}, largest "
+                   f"table {fmt_count(plan.log2_max_table)} entries, ~{plan.flops:.3g} "
+                   "operations")
+        return Cost(self.name, not reasons, plan.flops, plan.log2_max_table, summary,
+                    "; ".join(reasons), plan)
+
+    @staticmethod
+    def _tables(problem: Problem) -> tuple[np.ndarray, np.ndarray | None]:
+        _, _, _, _, V, LW = problem.dv.kernel_arrays()
+        lw = np.where(np.isfinite(LW), LW, 0.0)
+        return V, (lw if np.any(lw != 0.0) else None)
+
+    def log_partition(self, cost: Cost, problem: Problem, bias: torch.Tensor,
+                      weight: torch.Tensor) -> torch.Tensor:
+        """``log Z`` by elimination (batched over bias rows, differentiable)."""
+        V, lw = self._tables(problem)
+        return log_partition(cost.plan, V, problem.levels, problem.edges, bias, weight,
+                             None if lw is None else torch.as_tensor(lw))
+
+    def sample(self, cost: Cost, problem: Problem, bias: torch.Tensor, weight: torch.Tensor,
+               n: int, generator: torch.Generator | None) -> torch.Tensor:
+        """Exact draws by backward sampling, as joint values (n, n_nodes), float64."""
+        V, lw = self._tables(problem)
+        levels = sample(cost.plan, V, problem.levels, problem.edges, bias.detach().cpu(),
+                        weight.detach().cpu(), n, generator,
+                        None if lw is None else torch.as_tensor(lw))
+        Vt = torch.as_tensor(V, dtype=torch.float64)
+        return Vt.gather(1, levels.t().cpu()).t().contiguous()
+
+    def marginals(self, cost: Cost, problem: Problem, bias: torch.Tensor,
+                  weight: torch.Tensor, nodes: Sequence[int] | None = None
+                  ) -> list[np.ndarray]:
+        """``P(s_i = level k)`` from one forward and reverse pass."""
+        V, lw = self._tables(problem)
+        out = marginals(cost.plan, V, problem.levels, problem.edges,
+                        bias.detach().double().cpu(), weight.detach().double().cpu(),
+                        None if lw is None else torch.as_tensor(lw))
+        out = [o.double().numpy() for o in out]
+        return out if nodes is None else [out[i] for i in nodes]
+
+
+register_engine(Elimination())

@@ -233,8 +233,8 @@ class Enumeration(ExactEngine):
             summary = (f"enumeration of at least {states} states (a matching bound; no "
                        "cover was searched)")
         else:
-            summary = (f"enumerate {n_e} nodes = {states} states; {n_s} nodes summed out "
-                       "in closed form")
+            summary = (f"enumerate {n_e} node{'s' * (n_e != 1)} = {states} states; {n_s} "
+                       f"node{'s' * (n_s != 1)} summed out in closed form")
         reason = "" if feasible else (f"over the threshold of {limits.max_exact_states:,} "
                                       "states")
         flops = 2.0 ** min(plan.log2_states, 1000.0) * max(1, n_e + n_s)
