@@ -122,11 +122,16 @@ class Plan:
         return 2.0 ** self.log2_exact_states
 
     def require_exact(self, what: str) -> None:
-        """Raise IntractableError when no exact engine can do log Z under the thresholds."""
+        """Raise IntractableError when no exact engine can do log Z under the thresholds
+        (the message gives every engine's cost and why it is refused)."""
         if self.exact is None:
             raise IntractableError(f"{what} needs exact inference, and no exact engine can "
                                    "handle this model's domains; use a Gibbs method")
-        self.exact.require(what)
+        if not self.exact.feasible:
+            raise IntractableError(f"{what} needs exact work that is too large: "
+                                   f"{_refusals(self.exact_costs)}. Use a Gibbs method "
+                                   "(fit(method='pcd'), log_partition(method='ais')) or raise "
+                                   "the thresholds in pb.compile (max_exact_states=...)")
 
     def require_exact_free_energy(self, what: str) -> None:
         """Raise IntractableError when the free energy's hidden part is infeasible."""
@@ -164,6 +169,11 @@ class Plan:
                          f"{self.hidden.engine}: {self.hidden.summary} per data row")
         lines.append(f"  why: {self.reason}")
         return "\n".join(lines)
+
+
+def _refusals(costs: list[Cost]) -> str:
+    """Every engine's cost and reason, for messages."""
+    return "; ".join(f"{c.engine} would {c.summary} ({c.reason})" for c in costs)
 
 
 def _order_edges(spec: Spec, block_of: np.ndarray, pos_in_block: np.ndarray) -> np.ndarray:
@@ -274,9 +284,9 @@ def analyse(G: object, engine: str = "auto", storage: str = "auto",
         chosen = engine
         if engine == "exact" and not feasible:
             raise IntractableError(
-                f"engine='exact' needs exact work that is too large ({work}"
-                + (f"; {exact.reason}" if exact is not None else "")
-                + "); use engine='auto' (Gibbs) or raise max_exact_states")
+                "engine='exact' needs exact work that is too large: "
+                + (_refusals(costs) if costs else "no exact engine handles these domains")
+                + "; use engine='auto' (Gibbs) or raise max_exact_states")
         if engine == "block-gibbs" and not bipartite:
             raise GraphError(
                 "engine='block-gibbs' needs a bipartite graph, and this one has an odd "

@@ -230,7 +230,7 @@ class Enumeration(ExactEngine):
         feasible = not plan.bound_only and plan.log2_states <= limit + 1e-9
         states = fmt_count(plan.log2_states)
         if plan.bound_only:
-            summary = (f"enumeration of at least {states} states (a matching bound; no "
+            summary = (f"enumerate at least {states} states (a matching bound; no "
                        "cover was searched)")
         else:
             summary = (f"enumerate {n_e} node{'s' * (n_e != 1)} = {states} states; {n_s} "
