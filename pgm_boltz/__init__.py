@@ -25,6 +25,7 @@ from .errors import (
     GraphError,
     IntractableError,
     PgmBoltzError,
+    PgmBoltzWarning,
 )
 from .inference import diagnostics, evaluate
 from .io import load, save
@@ -45,6 +46,7 @@ __all__ = [
     "IntractableError",
     "LogPartition",
     "PgmBoltzError",
+    "PgmBoltzWarning",
     "Plan",
     "__version__",
     "compile",

@@ -27,6 +27,7 @@ from .errors import ArgumentError
 
 __all__ = [
     "check_bool",
+    "check_call",
     "check_choice",
     "check_device",
     "check_dtype",
@@ -168,6 +169,29 @@ def check_kwargs(where: str, kwargs: Mapping[str, Any], allowed: Iterable[str] =
         raise ArgumentError(f"{where} got unexpected argument(s) {extra}; {takes}")
 
 
+def check_call(func: Any, kwargs: Mapping[str, Any], where: str,
+               skip: Iterable[str] = ()) -> None:
+    """Refuse keyword arguments that ``func`` does not take (read off its signature;
+    ``skip`` names parameters the caller fills itself), naming the ones it does.
+
+    >>> def f(model, steps=1, seed=None): ...
+    >>> check_call(f, {"steps": 2}, "sample", skip=("model",))
+    >>> check_call(f, {"step": 2}, "sample", skip=("model",))
+    Traceback (most recent call last):
+    ...
+    pgm_boltz.errors.ArgumentError: sample got unexpected argument(s) ['step']; it takes steps, seed
+    """
+    import inspect
+
+    params = inspect.signature(func).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return
+    skip = set(skip)
+    names = [n for n, p in params.items() if n not in skip and p.kind in (
+        inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)]
+    check_kwargs(where, kwargs, names)
+
+
 def check_device(device: Any, *, where: str = "") -> torch.device:
     """``device`` as a ``torch.device`` that exists here (``None``: the CPU).
 
@@ -260,8 +284,8 @@ def progress_bar(total: int, desc: str, enabled: bool = True, *, leave: bool = F
     Bars are off when ``enabled`` is false, when the environment variable
     ``PGM_BOLTZ_PROGRESS=0``, and when standard error is not a terminal (logs, CI,
     pipes); ``PGM_BOLTZ_PROGRESS=1`` forces them on. They refresh at most twice a second,
-    and the rate shown is smoothed, so a slow first step (kernel compilation) does not
-    make the estimate of the time left jump.
+    and the rate and the time left leave out the first step, which often holds one-off
+    work (kernel compilation).
 
     >>> bar = progress_bar(10, "work", enabled=False)
     >>> bar.update(3); bar.n
@@ -280,5 +304,39 @@ def progress_bar(total: int, desc: str, enabled: bool = True, *, leave: bool = F
             return _NullBar()
     from tqdm.auto import tqdm
 
-    return tqdm(total=total, desc=desc, leave=leave, unit=unit, mininterval=0.5,
-                smoothing=0.1)
+    return _FirstStepExcluded(tqdm(total=total, desc=desc, leave=leave, unit=unit,
+                                   mininterval=0.5, smoothing=0.1))
+
+
+class _FirstStepExcluded:
+    """A tqdm bar whose rate (and time left) leaves out the first step, which often
+    holds one-off work such as compiling kernels: after the first update the bar's clock
+    and counters restart from there."""
+
+    def __init__(self, bar: Any) -> None:
+        self._bar = bar
+        self._first = True
+
+    @property
+    def n(self) -> int:
+        return self._bar.n
+
+    def update(self, n: int = 1) -> None:
+        self._bar.update(n)
+        if self._first:
+            self._first = False
+            try:
+                bar = self._bar
+                now = bar._time()
+                bar.initial, bar.start_t = bar.n, now
+                bar.last_print_n, bar.last_print_t = bar.n, now
+                bar._ema_dn, bar._ema_dt = type(bar._ema_dn)(bar.smoothing), \
+                    type(bar._ema_dt)(bar.smoothing)
+            except AttributeError:  # another tqdm: keep its own estimate
+                pass
+
+    def set_postfix(self, *args: Any, **kwargs: Any) -> None:
+        self._bar.set_postfix(*args, **kwargs)
+
+    def close(self) -> None:
+        self._bar.close()

@@ -23,7 +23,7 @@ import networkx as nx
 import numpy as np
 import torch
 
-from ._validation import check_choice
+from ._validation import check_bool, check_choice, check_int, check_kwargs
 from .compiler import analyse
 from .domains import DomainVector
 from .errors import DataError
@@ -47,9 +47,10 @@ class ConditionedModel:
         of it, whatever its role in the parent), or ``None`` when nothing is free.
     plan: ``sub.plan`` (exact or Gibbs, by the usual rules).
 
-    Samples are *full joint codes* by default: shape (n, n_nodes) in ``model.nodes``
-    order, the evidence columns equal to the evidence; ``joint=False`` gives only the
-    free nodes, shape (n, len(free_nodes)) in ``free_nodes`` order.
+    Samples are visible codes like ``model.sample``'s, (n, n_visible) with the evidence
+    in place; ``return_hidden=True`` gives every node, ``free_only=True`` the free nodes
+    (``free_nodes`` order). ``log_prob(v)`` is ``log P(v | evidence)``, free hidden units
+    summed out. The sub-model holds a copy of the parameters at conditioning time.
 
     >>> import pgm_boltz as pb
     >>> m = pb.compile(pb.graphs.fully_connected(4, domain="spin"), seed=0)
@@ -133,47 +134,98 @@ class ConditionedModel:
             keep = ~is_ev[e[:, 0]] & ~is_ev[e[:, 1]]
             for (i, j), wij in zip(e[keep], w[keep]):
                 G.add_edge(model.nodes[i], model.nodes[j], weight=float(wij))
-        spec, plan = analyse(G, engine=engine, storage=model.plan.storage,
-                             max_exact_states=max_exact_states or model.plan.max_exact_states)
+        self._compile_kw = dict(engine=engine, storage=model.plan.storage,
+                                max_exact_states=max_exact_states or
+                                model.plan.max_exact_states)
+        self._graph = G
+        spec, plan = analyse(G, **self._compile_kw)
         #: the sub-model, of the parent's own class (so it has the parent's methods)
         self.sub = type(model)(spec, plan, device=model.device, dtype=model.dtype)
         self.plan = self.sub.plan
+        self._visible_sub: Any = None
 
     # ------------------------------------------------------------------ sampling
     def sample(self, n: int, seed: int | None = None, method: str | None = None,
-               joint: bool = True, **kwargs: Any) -> torch.Tensor:
-        """``n`` draws from ``P(x_F | x_E)`` (codes).
+               return_hidden: bool = False, free_only: bool = False,
+               **kwargs: Any) -> torch.Tensor:
+        """``n`` draws from ``P(x_F | x_E)`` as codes, like ``model.sample``: the visible
+        units (n, n_visible) in ``model.visible_nodes`` order, evidence in place;
+        ``return_hidden=True`` gives every node (n, n_nodes) in ``model.nodes`` order;
+        ``free_only=True`` the free nodes only, (n, len(free_nodes)).
 
         ``method=None`` follows the sub-model's plan (``"exact"``: independent exact
-        draws, ``steps`` ignored; ``"gibbs"``: ``n`` chains with the evidence clamped,
-        keyword ``steps``, see :func:`pgm_boltz.engines.gibbs.sample`).
-        ``joint=True`` returns (n, n_nodes) full joint codes in ``model.nodes`` order,
-        evidence included; ``joint=False`` the free nodes only, (n, len(free_nodes)).
+        draws, a ``steps`` keyword is then not needed; ``"gibbs"`` or another registered
+        sampler: ``n`` chains with the evidence clamped, keyword ``steps``, see
+        :func:`pgm_boltz.inference.sampling.sample`).
 
         >>> import pgm_boltz as pb
         >>> m = pb.compile(pb.graphs.rbm(3, 2), seed=0)
-        >>> m.condition({"v0": 1, "h1": 0}).sample(2, seed=1, joint=False).shape
-        torch.Size([2, 3])
+        >>> c = m.condition({"v0": 1, "h1": 0})
+        >>> c.sample(2, seed=1).shape, c.sample(2, seed=1, free_only=True).shape
+        (torch.Size([2, 3]), torch.Size([2, 3]))
         """
-        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-            raise DataError(f"n must be a positive integer, got {n!r}")
+        n = check_int("n", n, 1, where="ConditionedModel.sample")
+        check_bool("return_hidden", return_hidden, where="ConditionedModel.sample")
+        check_bool("free_only", free_only, where="ConditionedModel.sample")
         m = self.model
         if self.sub is None:
             free = torch.zeros(n, 0, dtype=m.dtype, device=m.device)
+            check_kwargs("ConditionedModel.sample", kwargs, ("steps", "progress"))
         else:
-            chosen = method or ("exact" if self.sub.plan.engine == "exact" else "gibbs")
-            if chosen == "exact":
-                kwargs.pop("steps", None)  # exact draws need no sweeps
             free = _sample(self.sub, n, seed=seed, method=method, return_hidden=True,
                            **kwargs)
-        if not joint:
+        if free_only:
             return free
         out = torch.empty(n, m.n_nodes, dtype=m.dtype, device=m.device)
         out[:, torch.as_tensor(self.free_index, device=m.device)] = free.to(m.dtype)
         if len(self.evidence_index):
             out[:, torch.as_tensor(self.evidence_index, device=m.device)] = torch.as_tensor(
                 self.evidence_codes, dtype=m.dtype, device=m.device)
-        return out
+        if return_hidden:
+            return out
+        return out[:, m.index("visible")]
+
+    def log_prob(self, v: Any, log_partition: Any = None) -> torch.Tensor:
+        """``log P(v | x_E)`` of visible data ``v`` (codes, (N, n_visible) in
+        ``model.visible_nodes`` order, or a mapping / DataFrame by name), the free hidden
+        units summed out: the log-likelihood of the free visible units given the
+        evidence. Rows whose evidence columns disagree with the evidence score ``-inf``.
+        Exact by the sub-model's engines (``log_partition``: an estimate of the free
+        part's log Z for large sub-models).
+
+        >>> import pgm_boltz as pb, torch
+        >>> m = pb.compile(pb.graphs.rbm(2, 1), seed=0)
+        >>> c = m.condition({"v0": 1})
+        >>> float(c.log_prob([[1, 0], [1, 1]]).exp().sum())  # doctest: +ELLIPSIS
+        1.0...
+        """
+        m = self.model
+        values = m.encode_data(v, "v")
+        codes = m.decode_visible(values)
+        vis_pos = {int(i): k for k, i in enumerate(m.visible_index)}
+        ok = torch.ones(codes.shape[0], dtype=torch.bool, device=codes.device)
+        for i, c in zip(self.evidence_index, self.evidence_codes):
+            if int(i) in vis_pos:
+                ok &= codes[:, vis_pos[int(i)]] == float(c)
+        free_vis = [k for k, i in enumerate(m.visible_index) if int(i) not in
+                    set(self.evidence_index.tolist())]
+        if not free_vis:
+            lp = torch.zeros(codes.shape[0], dtype=m.dtype, device=m.device)
+        else:
+            sub = self._visible_model()
+            lp = sub.log_prob(codes[:, free_vis], log_partition=log_partition)
+        return torch.where(ok, lp, torch.full_like(lp, -math.inf))
+
+    def _visible_model(self) -> Any:
+        """The free nodes with their roles kept (free hidden units are summed out)."""
+        if self._visible_sub is None:
+            G = self._graph.copy()
+            for node in G.nodes:
+                G.nodes[node]["role"] = self.model.spec.roles[self.model.nodes.index(node)]
+            spec, plan = analyse(G, **self._compile_kw)
+            m = self.model
+            self._visible_sub = type(m)(spec, plan, device=m.device, dtype=m.dtype)
+        return self._visible_sub
 
     # ------------------------------------------------------------------ exact work
     def log_partition(self) -> float:

@@ -16,7 +16,7 @@ that do not know the package.
 from __future__ import annotations
 
 __all__ = ["ArgumentError", "DataError", "DivergenceError", "FileError", "GraphError",
-           "IntractableError", "PgmBoltzError"]
+           "IntractableError", "PgmBoltzError", "PgmBoltzWarning"]
 
 
 class PgmBoltzError(ValueError):
@@ -50,6 +50,10 @@ class ArgumentError(PgmBoltzError):
 
 class IntractableError(PgmBoltzError):
     """Exact work was asked of a model too large for it (says how large, and what to use)."""
+
+
+class PgmBoltzWarning(UserWarning):
+    """A call that works but probably not as intended (says why and what to do)."""
 
 
 class DivergenceError(PgmBoltzError):

@@ -9,6 +9,7 @@ carry an initial ``weight`` and nodes an initial ``bias``. Pass the result to
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Hashable, Sequence
 
 import networkx as nx
@@ -45,6 +46,29 @@ def _node_attrs(role: str, domain: str, levels: int | None,
     return attrs
 
 
+#: bytes a networkx graph holds per edge and per node (measured: about 1 KB each)
+_BYTES_PER_EDGE = 1000
+_BYTES_PER_NODE = 1000
+
+
+def _memory_bytes() -> float:
+    """This machine's physical memory (inf where it cannot be read)."""
+    try:
+        return float(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+    except (AttributeError, ValueError, OSError):
+        return math.inf
+
+
+def _check_size(what: str, n_nodes: int, n_edges: int) -> None:
+    """Refuse, before building, a graph that cannot fit in this machine's memory."""
+    need = _BYTES_PER_EDGE * float(n_edges) + _BYTES_PER_NODE * float(n_nodes)
+    have = _memory_bytes()
+    if need > 0.8 * have:
+        raise GraphError(f"{what} would have {n_nodes:,} nodes and {n_edges:,} edges, about "
+                         f"{need / 2**30:,.1f} GiB as a networkx graph, more than this "
+                         f"machine's {have / 2**30:,.1f} GiB; build a smaller model")
+
+
 def _check_count(name: str, value: int, minimum: int = 1) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         raise GraphError(f"{name} must be an integer >= {minimum}, got {value!r}")
@@ -77,6 +101,7 @@ def rbm(
     """
     _check_count("n_visible", n_visible)
     _check_count("n_hidden", n_hidden, 0)
+    _check_size("rbm", n_visible + n_hidden, n_visible * n_hidden)
     if hidden_domain is None:
         hidden_domain = "binary" if domain in ("multinary", "finite") else domain
     G = nx.Graph()
@@ -102,6 +127,8 @@ def fully_connected(n_visible: int, n_hidden: int = 0, domain: str = "binary",
     """
     _check_count("n_visible", n_visible)
     _check_count("n_hidden", n_hidden, 0)
+    n = n_visible + n_hidden
+    _check_size("fully_connected", n, n * (n - 1) // 2)
     G = nx.Graph()
     vis = [f"v{i}" for i in range(n_visible)]
     hid = [f"h{j}" for j in range(n_hidden)]
@@ -126,10 +153,13 @@ def dbm(layer_sizes: Sequence[int], domain: str = "binary",
     """
     if len(layer_sizes) < 2:
         raise GraphError("dbm needs at least two layer sizes (visible, hidden, ...)")
+    for li, size in enumerate(layer_sizes):
+        _check_count(f"layer_sizes[{li}]", size)
+    _check_size("dbm", sum(layer_sizes),
+                sum(a * b for a, b in zip(layer_sizes[:-1], layer_sizes[1:])))
     layers = []
     G = nx.Graph()
     for li, size in enumerate(layer_sizes):
-        _check_count(f"layer_sizes[{li}]", size)
         names = [f"v{i}" for i in range(size)] if li == 0 else [
             f"h{li}_{i}" for i in range(size)]
         role = "visible" if li == 0 else "hidden"
@@ -153,6 +183,7 @@ def lattice(rows: int, cols: int, periodic: bool = False, domain: str = "spin",
     """
     _check_count("rows", rows)
     _check_count("cols", cols)
+    _check_size("the lattice", rows * cols, 3 * rows * cols)
     G = nx.grid_2d_graph(rows, cols, periodic=periodic)
     return _decorate(G, domain, role, coupling)
 
@@ -171,6 +202,7 @@ def triangular_lattice(rows: int, cols: int, periodic: bool = False, domain: str
     """
     _check_count("rows", rows)
     _check_count("cols", cols)
+    _check_size("the lattice", rows * cols, 3 * rows * cols)
     G = nx.Graph()
     G.add_nodes_from((r, c) for r in range(rows) for c in range(cols))
     for r in range(rows):
@@ -220,6 +252,7 @@ def lattice_with_hidden(rows: int, cols: int, periodic: bool = False, domain: st
     """
     _check_count("rows", rows, 2)
     _check_count("cols", cols, 2)
+    _check_size("lattice_with_hidden", 2 * rows * cols, 6 * rows * cols)
     G = nx.grid_2d_graph(rows, cols, periodic=periodic)
     if not visible_edges:
         G.remove_edges_from(list(G.edges))
@@ -249,6 +282,7 @@ def chain(n: int, periodic: bool = False, domain: str = "spin", role: str = "vis
     (4, 5)
     """
     _check_count("n", n, 3 if periodic else 1)
+    _check_size("the graph", 2 * n, 3 * n)
     G = nx.cycle_graph(n) if periodic else nx.path_graph(n)
     return _decorate_levels(G, domain, role, levels, coupling)
 
@@ -263,6 +297,7 @@ def ladder(n: int, periodic: bool = False, domain: str = "spin", role: str = "vi
     (10, 12)
     """
     _check_count("n", n, 3 if periodic else 1)
+    _check_size("the graph", 2 * n, 3 * n)
     G = nx.grid_2d_graph(2, n, periodic=(False, periodic))
     return _decorate_levels(G, domain, role, levels, coupling)
 
@@ -286,6 +321,7 @@ def random_sparse(n: int, degree: int | None = 3, p: float | None = None,
         if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0.0 <= p <= 1.0 \
                 or math.isnan(p):
             raise GraphError(f"p must be a probability in [0, 1], got {p!r}")
+        _check_size("random_sparse", n, int(p * n * (n - 1) / 2))
         G = nx.fast_gnp_random_graph(n, float(p), seed=seed)
     else:
         if degree is None:
@@ -294,6 +330,7 @@ def random_sparse(n: int, degree: int | None = 3, p: float | None = None,
         if degree >= n or (n * degree) % 2:
             raise GraphError(f"a random {degree}-regular graph on {n} nodes needs degree < n "
                              "and n * degree even; change n or degree, or pass p=")
+        _check_size("random_sparse", n, n * degree // 2)
         G = nx.random_regular_graph(degree, n, seed=seed)
     H = nx.Graph()
     H.add_nodes_from(range(n))

@@ -20,7 +20,14 @@ from typing import Any
 import numpy as np
 import torch
 
-from ._validation import check_device, check_dtype, check_kwargs, check_number, check_seed
+from ._validation import (
+    check_call,
+    check_device,
+    check_dtype,
+    check_kwargs,
+    check_number,
+    check_seed,
+)
 from .compiler import DEFAULT_MAX_EXACT_STATES, analyse
 from .conditioning import ConditionedModel, condition
 from .errors import ArgumentError, GraphError
@@ -81,6 +88,8 @@ class BoltzmannMachine(EnergyModel):
         if method == "exact":
             check_kwargs("log_partition(method='exact')", kwargs)
             return self.exact_log_partition()
+        check_call(ais.log_partition, kwargs, f"log_partition(method={method!r})",
+                   skip=("model", "method"))
         return ais.log_partition(self, method=method, **kwargs)
 
     # ------------------------------------------------------------------ sampling
@@ -111,6 +120,7 @@ class BoltzmannMachine(EnergyModel):
         >>> pb.compile(pb.graphs.rbm(3, 2), seed=0).condition({"v0": 1}).free_nodes
         ['v1', 'v2', 'h0', 'h1']
         """
+        check_call(condition, kwargs, "condition", skip=("model", "evidence"))
         return condition(self, evidence, **kwargs)
 
     # ------------------------------------------------------------------ training
@@ -151,6 +161,7 @@ class BoltzmannMachine(EnergyModel):
         (:class:`pgm_boltz.pyro.BoltzmannDistribution`; keywords pass through)."""
         from .pyro import BoltzmannDistribution
 
+        check_call(BoltzmannDistribution.__init__, kwargs, "to_pyro", skip=("self", "model"))
         return BoltzmannDistribution(self, **kwargs)
 
 

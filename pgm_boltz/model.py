@@ -23,6 +23,7 @@ live in higher layers, and the user-facing :class:`pgm_boltz.BoltzmannMachine` (
 
 from __future__ import annotations
 
+import math
 from collections.abc import Hashable, Mapping
 from typing import Any
 
@@ -353,10 +354,38 @@ class EnergyModel(nn.Module):
         return x.index_copy(1, self.index("visible"), values.to(self.dtype))
 
     # ------------------------------------------------------------------ exact engine
-    def _engine(self, what: str):
+    def _engine(self, what: str, bias: torch.Tensor | None = None,
+                weight: torch.Tensor | None = None):
         self.plan.require_exact(what)
         assert self.plan.exact is not None
+        self._check_magnitude(what, self.bias if bias is None else bias,
+                              self.weight if weight is None else weight)
         return get_engine(self.plan.exact.engine), self.plan.exact
+
+    def _check_magnitude(self, what: str, bias: torch.Tensor, weight: torch.Tensor) -> None:
+        """Refuse parameters whose log-weights could overflow float64 (the exact engines
+        would return NaN or infinities). A state's log-weight is bounded by
+        ``B = sum_i |b_i| max|s_i| + sum_ij |W_ij| max|s_i| max|s_j|``; exact work is done
+        in float64 while ``B`` stays under 1e300, and refused (DataError) past it."""
+        with torch.no_grad():
+            if not hasattr(self, "_max_abs_value"):
+                self._max_abs_value = torch.as_tensor(
+                    [max(abs(r) for r in d.value_range()) for d in self.spec.domains],
+                    dtype=torch.float64)
+            s = self._max_abs_value
+            b = bias.detach().to("cpu", torch.float64).abs()
+            bound = float((b * s).sum())
+            if len(self.edge_array):
+                e = self.edge_array
+                w = weight.detach().to("cpu", torch.float64).abs()
+                bound += float((w * s[e[:, 0]] * s[e[:, 1]]).sum())
+        if not math.isfinite(bound) or bound > 1e300:
+            raise DataError(f"{what}: the parameters are too large for exact work in float64 "
+                            f"(a state's log-weight could reach {bound:.3g}; largest |bias| "
+                            f"{float(bias.detach().abs().max()):.3g}, largest |weight| "
+                            f"{float(weight.detach().abs().max()) if weight.numel() else 0:.3g})"
+                            "; non-finite or huge parameters usually come from a diverged "
+                            "fit: rescale or retrain them")
 
     def log_partition_of(self, bias: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
         """Exact ``log Z(b, w)`` for explicit parameter tensors (differentiable in both),
@@ -367,7 +396,7 @@ class EnergyModel(nn.Module):
         >>> bool(m.log_partition_of(m.bias, m.weight) == m.log_partition())
         True
         """
-        engine, cost = self._engine("exact log Z")
+        engine, cost = self._engine("exact log Z", bias, weight)
         return engine.log_partition(cost, self._problem, bias, weight)
 
     def exact_log_partition(self) -> torch.Tensor:

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import warnings
 from collections.abc import Callable
 from typing import Any, ClassVar
 
@@ -34,7 +35,7 @@ from torch import nn
 
 from ._validation import make_generator
 from .domains import DomainVector
-from .errors import ArgumentError, DataError, IntractableError
+from .errors import ArgumentError, DataError, IntractableError, PgmBoltzWarning
 from .inference.sampling import DEFAULT_STEPS, run_chains
 from .inference.sampling import sample as _sample
 from .model import EnergyModel
@@ -252,6 +253,7 @@ class BoltzmannDistribution(TorchDistribution):
             raise ArgumentError(f"sampler_options must be a dict, got {sampler_options!r}")
         self.model = model
         self.log_partition = _as_log_partition(log_partition, model)
+        self._warned_constant = False
         self.burn_in = _positive_int("burn_in", burn_in)
         self.thin = _positive_int("thin", thin)
         self.num_chains = None if num_chains is None else _positive_int("num_chains",
@@ -321,6 +323,7 @@ class BoltzmannDistribution(TorchDistribution):
                             f"{tuple(self.batch_shape)} to {tuple(batch_shape)}")
         new = self._get_checked_instance(BoltzmannDistribution, _instance)
         for key in ("model", "log_partition", "burn_in", "thin", "num_chains", "sampler",
+                    "_warned_constant",
                     "method", "sampler_options",
                     "max_enumerate_states", "_params", "_caller"):
             setattr(new, key, getattr(self, key))
@@ -415,6 +418,7 @@ class BoltzmannDistribution(TorchDistribution):
         lead = codes.shape[:-1]
         flat = codes.reshape(-1, m.n_visible)
         log_z = self._log_z()
+        self._warn_constant_log_z()
         if flat.shape[0] == 0:
             lp = flat.sum(-1) - log_z
         else:
@@ -422,6 +426,26 @@ class BoltzmannDistribution(TorchDistribution):
             lp = -self._run(lambda mod: mod.free_energy_values(vals)) - log_z
         lp = lp.reshape(lead)
         return lp.expand(torch.broadcast_shapes(lead, self.batch_shape))
+
+    def _warn_constant_log_z(self) -> None:
+        """A fixed log Z (a number or an AIS estimate) while gradients flow into the
+        parameters makes ``log_prob``'s gradient ignore ``d log Z``: SVI or any optimiser
+        on it then follows ``-F(v)`` alone, the wrong objective. Warn once."""
+        lz = self.log_partition
+        if lz is None or lz.requires_grad or not torch.is_grad_enabled() or \
+                self._warned_constant:
+            return
+        params = (self._params.values() if self._params is not None
+                  else self.model.parameters())
+        if any(p.requires_grad for p in params):
+            self._warned_constant = True
+            warnings.warn(
+                "log_prob uses a fixed log Z (a number or an AIS estimate) while the "
+                "parameters can change: its gradient ignores d log Z / d θ, so optimising "
+                "it (SVI, pyro.module) follows the wrong objective. Re-estimate log Z as the "
+                "parameters change, pass a differentiable log Z tensor, or train with "
+                "model.fit; wrap scoring in torch.no_grad() to silence this",
+                PgmBoltzWarning, stacklevel=3)
 
     # ------------------------------------------------------------------ sampling
     def _use_exact(self) -> bool:

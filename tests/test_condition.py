@@ -59,7 +59,7 @@ def test_exact_conditional_matches_brute_force(seed: int) -> None:
         np.testing.assert_allclose(marg[node], want, atol=1e-8)
     # exact samples: full joint codes, evidence in place, free frequencies ~ p
     n = 4000
-    xs = cond.sample(n, seed=seed).numpy()
+    xs = cond.sample(n, seed=seed, return_hidden=True).numpy()
     assert xs.shape == (n, model.n_nodes)
     for node, code in ev.items():
         assert (xs[:, model.nodes.index(node)] == code).all()
@@ -68,8 +68,10 @@ def test_exact_conditional_matches_brute_force(seed: int) -> None:
         for c, q in zip(model.spec.domains[i].codes(), marg[node]):
             f = (xs[:, i] == c).mean()
             assert abs(f - q) < 5 * np.sqrt(q * (1 - q) / n) + 1e-3
-    free = cond.sample(3, seed=0, joint=False)
+    free = cond.sample(3, seed=0, free_only=True)
     assert free.shape == (3, len(cond.free_nodes))
+    vis = cond.sample(3, seed=0)  # like model.sample: the visible units
+    assert vis.shape == (3, model.n_visible)
 
 
 def test_log_partition_gives_evidence_probability() -> None:
@@ -95,7 +97,7 @@ def test_gibbs_conditional_matches_brute_force(seed: int) -> None:
     assert cond.plan.engine in ("block-gibbs", "chromatic-gibbs")
     C, p, _ = brute_conditional(model, ev)
     n = 3000
-    xs = cond.sample(n, seed=seed, steps=150).numpy()
+    xs = cond.sample(n, seed=seed, steps=150, return_hidden=True).numpy()
     for node, code in ev.items():
         assert (xs[:, model.nodes.index(node)] == code).all()
     for node in cond.free_nodes:
@@ -161,6 +163,31 @@ def test_everything_clamped_and_nothing_clamped() -> None:
     assert cond.free_nodes == [] and cond.marginals() == {}
     x = torch.tensor([[1.0, 0.0, 1.0]], dtype=torch.float64)
     assert cond.log_partition() == pytest.approx(float(-model.energy(x).detach()))
-    assert cond.sample(2, seed=0).tolist() == [[1.0, 0.0, 1.0]] * 2
+    assert cond.sample(2, seed=0, return_hidden=True).tolist() == [[1.0, 0.0, 1.0]] * 2
+    assert cond.sample(2, seed=0).tolist() == [[1.0, 0.0]] * 2
     whole = model.condition({})
     assert whole.log_partition() == pytest.approx(float(model.log_partition().detach()))
+
+
+def test_conditioned_log_prob_is_the_conditional_likelihood() -> None:
+    """log P(v | evidence) with free hidden units summed out, against brute force; rows
+    that contradict the evidence score -inf; probabilities sum to 1."""
+    model = pb.compile(pb.graphs.rbm(4, 3), seed=0, dtype=torch.float64, init_scale=0.8)
+    for ev in ({"v0": 1}, {"v1": 0, "h0": 1}, {"h2": 0}):
+        cond = model.condition(ev)
+        X = all_joint_states(model)
+        b = model.bias.detach().numpy()
+        J = model.coupling_matrix().detach().numpy()
+        lw = X @ b + 0.5 * np.einsum("si,ij,sj->s", X, J, X)
+        keep = np.ones(len(X), dtype=bool)
+        for node, code in ev.items():
+            keep &= X[:, model.nodes.index(node)] == code
+        vis = X[:, model.visible_index]
+        rows = np.unique(vis, axis=0)
+        lp = cond.log_prob(rows).detach().numpy()
+        log_ev = np.logaddexp.reduce(lw[keep])
+        for r, got in zip(rows, lp):
+            sel = keep & (vis == r).all(1)
+            want = np.logaddexp.reduce(lw[sel]) - log_ev if sel.any() else -np.inf
+            assert got == pytest.approx(want, abs=1e-10) or (got == want == -np.inf)
+        assert float(np.exp(lp).sum()) == pytest.approx(1.0, abs=1e-10)

@@ -246,7 +246,7 @@ def test_conditioning_on_finite_evidence() -> None:
     ia, ih = model.nodes.index("a"), model.nodes.index("h")
     keep = (X[:, ia] == 2.0) & (X[:, ih] == 0.25)
     assert cond.log_partition() == pytest.approx(np.logaddexp.reduce(lw[keep]), abs=1e-10)
-    draws = cond.sample(2000, seed=0)
+    draws = cond.sample(2000, seed=0, return_hidden=True)
     assert (draws[:, ia] == 2).all() and (draws[:, ih] == 1).all()
     with pytest.raises(pb.DataError, match=r"'a'.*finite"):
         model.condition({"a": 3})

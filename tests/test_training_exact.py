@@ -129,25 +129,46 @@ def test_init_bias_from_data() -> None:
 
 
 def test_divergence_restores_last_finite_parameters() -> None:
+    """Non-finite steps (no NLL monitored: PCD without monitoring) stop the run with the
+    parameters of the last finite step; the finished epochs are kept."""
     data = np.array([[1, 0, 1], [0, 0, 1], [1, 1, 1]])
 
     def fresh(dtype: torch.dtype) -> pb.BoltzmannMachine:
-        return pb.compile(pb.graphs.fully_connected(3), dtype=dtype, seed=0)
+        return pb.compile(pb.graphs.rbm(3, 2), dtype=dtype, seed=0, engine="block-gibbs")
 
+    kw = dict(method="pcd", optimizer="sgd", progress=False, seed=0, monitor_nll=False,
+              n_chains=4)
     for dtype, lr in ((torch.float32, 3e38), (torch.float64, 1e308)):
         model = fresh(dtype)
         with pytest.raises(pb.DivergenceError, match=r"restored.*lower lr") as info:
-            model.fit(data, epochs=50, lr=lr, optimizer="sgd", progress=False, seed=0)
+            model.fit(data, epochs=50, lr=lr, **kw)
         assert all(torch.isfinite(p).all() for p in model.parameters())
         epoch = int(re.search(r"at epoch (\d+)", str(info.value)).group(1))
-        assert epoch >= 2
-        # the restored values are those after the last finite step (full batch: one
-        # step per epoch, deterministic), i.e. a run stopped one epoch earlier
-        reference = fresh(dtype)
-        reference.fit(data, epochs=epoch - 1, lr=lr, optimizer="sgd", progress=False, seed=0)
-        for p, q in zip(model.parameters(), reference.parameters()):
-            assert torch.equal(p.detach(), q.detach())
-        assert len(model.history) == epoch - 1  # the finished epochs are kept
+        assert len(model.history or []) == epoch - 1  # the finished epochs are kept
+        if epoch >= 2:  # the restored values are those of a run stopped an epoch earlier
+            reference = fresh(dtype)
+            reference.fit(data, epochs=epoch - 1, lr=lr, **kw)
+            for p, q in zip(model.parameters(), reference.parameters()):
+                assert torch.equal(p.detach(), q.detach())
+
+
+def test_divergence_by_a_growing_nll() -> None:
+    """A learning rate that blows the NLL up (finite all along) stops the run at the
+    first bad epoch, with the parameters at the end of the last good one."""
+    data = np.array([[1, 0, 1], [0, 0, 1], [1, 1, 1], [0, 1, 0]])
+    model = pb.compile(pb.graphs.fully_connected(3), dtype=torch.float64, seed=0)
+    start = [p.detach().clone() for p in model.parameters()]
+    with pytest.raises(pb.DivergenceError, match=r"NLL grew from .* to .*restored"):
+        model.fit(data, epochs=50, lr=300.0, optimizer="sgd", progress=False, seed=0,
+                  init_bias="keep")
+    # full batch: the first step already blows up, so the last good parameters are the
+    # starting ones
+    for p, q in zip(model.parameters(), start):
+        assert torch.equal(p.detach(), q)
+    assert model.history is None
+    # a sane rate on the same data trains normally
+    h = model.fit(data, epochs=20, lr=0.1, progress=False, seed=0)
+    assert h[-1]["nll"] < h[0]["nll"]
 
 
 @pytest.mark.parametrize("kw, match", [

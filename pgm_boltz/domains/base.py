@@ -54,7 +54,7 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
-from ..errors import GraphError
+from ..errors import GraphError, IntractableError
 
 __all__ = [
     "ARITH",
@@ -139,6 +139,12 @@ class Domain(ABC):
         """``log K``: the log of the number of values."""
         return math.log(self.levels)
 
+    def value_range(self) -> tuple[float, float]:
+        """The smallest and largest value (without listing them where a closed form
+        exists)."""
+        v = self.values()
+        return float(v.min()), float(v.max())
+
 
 class Family(ABC):
     """Vectorised maths of the units of one domain family, for fields ``f`` of shape
@@ -176,7 +182,8 @@ class Family(ABC):
         """Fields ``f`` with ``E[s_i | f_i] = m_i`` (``means`` strictly inside the value
         range), by bisection on the increasing conditional mean; families with a closed
         form override it."""
-        span = torch.as_tensor([float(np.ptp(d.values())) for d in self.domains],
+        span = torch.as_tensor([d.value_range()[1] - d.value_range()[0]
+                                for d in self.domains],
                                dtype=means.dtype, device=means.device)
         a = -60.0 / span + torch.zeros_like(means)
         b = 60.0 / span + torch.zeros_like(means)
@@ -263,6 +270,25 @@ def _table_log_probs(f: torch.Tensor, vals: torch.Tensor,
         lw = lw + logw
     lw = lw.masked_fill(torch.isnan(vals), -math.inf)
     return lw - torch.logsumexp(lw, -1, keepdim=True)
+
+
+#: entries of a value table at most (kernels' V and LW arrays)
+_TABLE_LIMIT = 1 << 26
+
+
+def _is_arith(d: Domain) -> bool:
+    """Whether ``d`` is an arithmetic progression with unit weights, asked without
+    listing its values (``lo``/``step`` attributes), else from its kernel spec."""
+    if hasattr(d, "lo") and hasattr(d, "step"):
+        return True
+    return d.kernel_spec().kind == ARITH
+
+
+def _arith_spec(d: Domain) -> KernelSpec:
+    """The ARITH spec of a progression unit without its value list."""
+    if hasattr(d, "lo") and hasattr(d, "step"):
+        return KernelSpec(ARITH, float(d.lo), float(d.step), (), ())  # type: ignore[attr-defined]
+    return d.kernel_spec()
 
 
 # ----------------------------------------------------------------------------------------
@@ -364,9 +390,9 @@ class DomainVector:
         [0.0, 0.0]
         """
         if not hasattr(self, "_range_np"):
-            vals = [d.values() for d in self.domains]
-            self._range_np = (np.array([v.min() for v in vals]),
-                              np.array([v.max() for v in vals]))
+            ranges = [d.value_range() for d in self.domains]
+            self._range_np = (np.array([r[0] for r in ranges]),
+                              np.array([r[1] for r in ranges]))
         lo = torch.as_tensor(self._range_np[0], dtype=means.dtype, device=means.device)
         hi = torch.as_tensor(self._range_np[1], dtype=means.dtype, device=means.device)
         span = hi - lo
@@ -394,32 +420,55 @@ class DomainVector:
             out_np[..., idx] = fam.invalid_codes(arr[..., idx])
         return out_np
 
-    def kernel_arrays(self) -> tuple[np.ndarray, ...]:
+    def kernel_arrays(self, rows: Sequence[int] | np.ndarray | None = None
+                      ) -> tuple[np.ndarray, ...]:
         """``(kind, lo, step, K, V, LW)`` for numba kernels: int64 kinds, float64
         progressions, int64 level counts, and (n, Kmax) float64 value and log-weight
-        tables (fresh arrays; padding 0 and -inf)."""
-        specs = [d.kernel_spec() for d in self.domains]
-        kmax = max((len(s.values) for s in specs), default=1)
-        n = len(specs)
+        tables (fresh arrays; padding 0 and -inf).
+
+        The tables are filled for the units in ``rows`` (default: all) and for every
+        value-table unit; arithmetic-progression units outside ``rows`` need none (their
+        kernels use closed forms), so a unit with a billion levels costs nothing there.
+        Tables over ``2**26`` entries are refused (IntractableError)."""
+        n = len(self.domains)
+        fill = np.ones(n, dtype=bool) if rows is None else np.zeros(n, dtype=bool)
+        if rows is not None:
+            fill[np.asarray(rows, dtype=np.int64)] = True
+        kinds = np.array([ARITH if _is_arith(d) else d.kernel_spec().kind
+                          for d in self.domains], dtype=np.int64)
+        fill |= kinds != ARITH
+        kmax = max((self.domains[i].levels for i in np.flatnonzero(fill)), default=1)
+        if kmax * max(1, int(fill.sum())) > _TABLE_LIMIT:
+            big = max(np.flatnonzero(fill), key=lambda i: self.domains[i].levels)
+            raise IntractableError(
+                f"a value table of {int(fill.sum())} units × {kmax:,} levels is too large "
+                f"(unit {int(big)}: {self.domains[big].describe()}); units with that many "
+                "levels work through their closed forms only (sampling, summing out), not "
+                "where every level is listed (enumeration, marginals)")
         V = np.zeros((n, kmax))
         LW = np.full((n, kmax), -np.inf)
+        specs: list[KernelSpec | None] = [self.domains[i].kernel_spec() if fill[i] else None
+                                          for i in range(n)]
         for i, s in enumerate(specs):
-            V[i, :len(s.values)] = s.values
-            LW[i, :len(s.values)] = s.log_weights
+            if s is not None:
+                V[i, :len(s.values)] = s.values
+                LW[i, :len(s.values)] = s.log_weights
+        specs = [s if s is not None else _arith_spec(self.domains[i])
+                 for i, s in enumerate(specs)]
         return (np.array([s.kind for s in specs], dtype=np.int64),
                 np.array([s.lo for s in specs], dtype=np.float64),
                 np.array([s.step for s in specs], dtype=np.float64),
-                np.array([len(s.values) for s in specs], dtype=np.int64), V, LW)
+                np.array([d.levels for d in self.domains], dtype=np.int64), V, LW)
 
     def all_arith(self) -> bool:
         """Whether every unit is an arithmetic progression with unit weights (the closed
         forms and the fast two-level kernels apply)."""
-        return all(d.kernel_spec().kind == ARITH for d in self.domains)
+        return all(_is_arith(d) for d in self.domains)
 
     def kinds_array(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(lo, step, levels) as numpy arrays for kernels that take arithmetic-progression
         units only (:meth:`all_arith` must hold)."""
-        kind, lo, step, K, _, _ = self.kernel_arrays()
+        kind, lo, step, K, _, _ = self.kernel_arrays(rows=[])
         return lo, step, K
 
     def log_size(self) -> float:

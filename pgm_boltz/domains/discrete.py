@@ -83,6 +83,11 @@ class ArithDomain(Domain):
         """The K values ``lo + step * k`` in level order."""
         return self.lo + self.step * np.arange(self.levels, dtype=np.float64)
 
+    def value_range(self) -> tuple[float, float]:
+        """``(lo, lo + step (K-1))`` ordered, in closed form (no list of K values)."""
+        a, b = self.lo, self.lo + self.step * (self.levels - 1)
+        return (min(a, b), max(a, b))
+
     def codes(self) -> np.ndarray:
         """The data codes in level order (spin: -1, +1; otherwise 0..K-1)."""
         if self.name == "spin":

@@ -47,6 +47,7 @@ from networkx.algorithms.approximation import treewidth as nx_tw
 
 import pgm_boltz.engines.elimination_kernels as ek
 
+from .._numba import notice_first_compile
 from ..errors import DataError, GraphError, IntractableError
 from .base import Cost, ExactEngine, Limits, Problem, fmt_count, register_engine
 from .threads import run_split
@@ -755,6 +756,7 @@ def _numba_forward(plan: EliminationPlan, vn: np.ndarray, b: np.ndarray, wn: np.
     m = len(wn)
     etab = np.empty((m, kmax, kmax))
     ltab = np.zeros((m, kmax, kmax))
+    notice_first_compile(ek.edge_tables, ek.forward_rows)
     escale, exp_ok = ek.edge_tables(plan.edges, plan.levels, vn, wn, etab, ltab)
     etab = etab.reshape(-1) if exp_ok and not _FORCE_LOG_SPACE else np.empty(0)
     ltab = ltab.reshape(-1)

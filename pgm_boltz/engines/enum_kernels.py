@@ -36,6 +36,7 @@ import numba as nb
 import numpy as np
 import torch
 
+from .._numba import notice_first_compile
 from ..domains import ARITH, DomainVector
 from ..domains.kernels import G, log_normalizer, mean
 from .threads import run_split
@@ -159,6 +160,9 @@ def _fix_top(c, n_low, VE, KE, bE, WEE, bS, WES, st, bL, bSc):
 
 
 _SAFE_LOG = 300.0  # product form only while its factors stay within e^±300
+#: the product form's normaliser sum_k y^k is a K-term Horner loop: past this many levels
+#: the closed-form log G_K (one log per row and node) is cheaper and loops over nothing
+_POLY_LEVELS = 64
 
 
 @nb.njit(cache=True, fastmath=_FAST, inline="always")
@@ -514,16 +518,19 @@ def build_problem(domains: DomainVector, bias: np.ndarray, WEE: np.ndarray,
     mask = np.zeros(n, dtype=bool)
     mask[enum] = True
     summed = np.flatnonzero(~mask)
-    kind, lo, step, K, V, LW = domains.kernel_arrays()
+    kind, lo, step, K, V, LW = domains.kernel_arrays(rows=enum)
     n_states = int(np.prod(K[enum], dtype=np.float64)) if len(enum) else 1
     c = np.ascontiguousarray
-    span = np.array([np.ptp(V[i, :K[i]]) for i in range(n)]) if n else np.zeros(0)
+    span = np.zeros(n)
+    for i in enum:
+        span[i] = np.ptp(V[i, :K[i]])
     return ExactProblem(
         enum=enum, summed=summed, VE=c(V[enum]), spanE=c(span[enum]), KE=c(K[enum]),
         bE=c(bias[enum]), WEE=c(WEE), kS=c(kind[summed]),
         loS=c(lo[summed]), stepS=c(step[summed]), KS=c(K[summed]), VS=c(V[summed]),
         LWS=c(LW[summed]), bS=c(bias[summed]), WES=c(WES),
-        n_states=n_states, polyS=bool(np.all(kind[summed] == ARITH)))
+        n_states=n_states,
+        polyS=bool(np.all(kind[summed] == ARITH) and np.all(K[summed] <= _POLY_LEVELS)))
 
 
 def _split(problem: ExactProblem) -> tuple[int, int]:
@@ -531,9 +538,12 @@ def _split(problem: ExactProblem) -> tuple[int, int]:
 
     The table holds every joint level of the low nodes (at most ``_TABLE_STATES`` rows,
     and at most ``_TABLE_FLOATS`` row-by-summed-node entries); each of the ``n_chunks``
-    chunks fixes the remaining enumerated nodes at one joint level.
+    chunks fixes the remaining enumerated nodes at one joint level. Nothing enumerated:
+    ``(0, 1)``.
     """
     KE = problem.KE
+    if len(KE) == 0:
+        return 0, 1
     nS = max(len(problem.summed), 1)
     n_low, rows = 1, int(KE[0])
     while n_low < len(KE):
@@ -598,6 +608,7 @@ def _walk(problem: ExactProblem, moments: bool, full_ss: bool) -> tuple:
     p = problem
     args = (bounds, p.VE, p.spanE, p.KE, p.bE, p.WEE, *p.summed_args(), p.bS, p.WES,
             n_low, _binary_summed(p), p.polyS, moments, full_ss, *table, shift, C, *sums)
+    notice_first_compile(_table_groups)
     run_split(lambda g0, g1: _table_groups(g0, g1, *args), G, nb.config.NUMBA_NUM_THREADS)
     logz_g = shift + np.log(C)
     logz = float(np.logaddexp.reduce(logz_g))

@@ -42,6 +42,7 @@ import torch
 
 import pgm_boltz.inference.ais_kernels as ais_kernels
 
+from .._numba import notice_first_compile
 from .._validation import (
     check_bool,
     check_choice,
@@ -277,6 +278,7 @@ class _Annealer:
         # share is well above the cost of starting it
         n_thr = max(1, min(torch.get_num_threads(), C, (per_step * (K - 1)) >> 22))
         chunk = max(1, _KERNEL_CHUNK // per_step) if progress else K
+        notice_first_compile(ais_kernels._serial)
         bar = progress_bar(K - 1, desc, progress)
         try:
             for k0 in range(1, K, chunk):

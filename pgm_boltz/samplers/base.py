@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from .._validation import check_choice
+from .._validation import check_call, check_choice
 from ..domains import DomainVector
 from ..errors import ArgumentError
 
@@ -214,4 +214,5 @@ def make_sampler(model: EnergyModel, name: str = "gibbs", **options: Any) -> Sam
     'BlockGibbs'
     """
     check_choice("sampler", name, sampler_names())
+    check_call(_SAMPLERS[name], options, f"sampler {name!r}", skip=("model",))
     return _SAMPLERS[name](model, **options)

@@ -21,6 +21,7 @@ import torch
 import pgm_boltz.samplers.sweep_kernels as sweep_kernels
 
 from .._graph_arrays import csr_neighbours
+from .._numba import notice_first_compile
 from .._validation import check_choice
 from ..errors import ArgumentError
 from .base import Beta, Sampler, register_sampler
@@ -76,7 +77,7 @@ class SequentialGibbs(Sampler):
         m = self.model
         dt = np.float64 if m.dtype == torch.float64 else np.float32
         with torch.no_grad():
-            kind, lo, step, K, V, LW = m.domains.kernel_arrays()
+            kind, lo, step, K, V, LW = m.domains.kernel_arrays(rows=[])
             self._dom = (kind, lo.astype(dt), step.astype(dt), K, V.astype(dt),
                          LW.astype(dt))
             self._bias_np = m.bias.detach().cpu().numpy().astype(dt)
@@ -137,6 +138,8 @@ class SequentialGibbs(Sampler):
               ("dense", True): sweep_kernels.dense_sweeps_node_major}[
             (self._kernel, node_major)]
         done = 0
+        notice_first_compile(sweep_kernels._csr_serial, sweep_kernels._csr_nm_serial,
+                             sweep_kernels._dense_serial)
         with torch.no_grad():
             while done < n_sweeps:
                 s = min(chunk, n_sweeps - done)

@@ -20,6 +20,7 @@ caller to keep and pass back to continue.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -103,12 +104,53 @@ class DivergenceGuard:
     good step and raises :class:`~pgm_boltz.errors.DivergenceError` saying when and what
     to do. ``NaN`` propagates through min/max, so one ``aminmax`` per tensor decides
     finiteness (10x cheaper than ``isfinite(p).all()`` on large tensors).
+
+    After every epoch (:meth:`check_epoch`): a non-finite metric, or a training NLL grown
+    far past the best one seen (by more than ``max(GROWTH_NATS, GROWTH_FRACTION × |best|)``:
+    an NLL that doubles, or grows by 5 nats, is no noisy step but a run that left its
+    basin) restores the parameters at the end of the last good epoch and raises.
     """
 
-    def __init__(self, params: list[torch.nn.Parameter], method: str) -> None:
+    #: an epoch's NLL this far above the best one is divergence
+    GROWTH_NATS = 5.0
+    GROWTH_FRACTION = 1.0
+
+    def __init__(self, params: list[torch.nn.Parameter], method: str,
+                 limit: float = math.inf) -> None:
         self.params = params
         self.method = method
+        self.limit = limit
         self.good = [p.detach().clone() for p in params]
+        self.epoch_good = [p.detach().clone() for p in params]
+        self.best_nll: float | None = None
+
+    def check_epoch(self, record: dict, epoch: int) -> None:
+        """Stop on a non-finite metric or a far-grown NLL (parameters restored to the end
+        of the last good epoch), else remember this epoch's parameters as good."""
+        bad = [k for k, v in record.items()
+               if isinstance(v, float) and not math.isfinite(v)]
+        nll = record.get("nll")
+        what = None
+        if bad:
+            what = f"{', '.join(bad)} became {record[bad[0]]}"
+        elif isinstance(nll, float) and self.best_nll is not None and nll > self.best_nll + \
+                max(self.GROWTH_NATS, self.GROWTH_FRACTION * abs(self.best_nll)):
+            what = f"the training NLL grew from {self.best_nll:.4g} to {nll:.4g}"
+        if what is not None:
+            with torch.no_grad():
+                for p, s in zip(self.params, self.epoch_good):
+                    p.copy_(s)
+                for g, s in zip(self.good, self.epoch_good):
+                    g.copy_(s)
+            raise DivergenceError(
+                f"{self.method} training diverged at epoch {epoch}: {what}; parameters "
+                "restored to those at the end of the last good epoch: lower lr or add "
+                "weight_decay")
+        if isinstance(nll, float):
+            self.best_nll = nll if self.best_nll is None else min(self.best_nll, nll)
+        with torch.no_grad():
+            for p, g in zip(self.params, self.epoch_good):
+                g.copy_(p.detach())
 
     def _fail(self, epoch: int, what: str) -> None:
         self.restore()
@@ -128,12 +170,17 @@ class DivergenceGuard:
             self._fail(epoch, f"the loss is {float(loss.detach())}")
 
     def check_step(self, epoch: int) -> None:
-        """Stop on non-finite parameters after a step, else remember them as good."""
+        """Stop on non-finite parameters after a step, or on parameters past ``limit``
+        in magnitude (no model stays meaningful there: its conditionals are all 0 or 1
+        and its sums overflow), else remember them as good."""
         with torch.no_grad():
             ends = torch.stack([e for p in self.params if p.numel()
                                 for e in torch.aminmax(p)])
             if not bool(torch.isfinite(ends).all()):
                 self._fail(epoch, "parameters became non-finite")
+            big = float(ends.abs().max()) if ends.numel() else 0.0
+            if big > self.limit:
+                self._fail(epoch, f"a parameter reached {big:.3g} (over {self.limit:.3g})")
             for p, g in zip(self.params, self.good):
                 g.copy_(p.detach())
 
@@ -223,7 +270,9 @@ def fit(model: EnergyModel, data: Any, method: str = "auto", epochs: int = 100,
     bs = N if batch_size is None else min(batch_size, N)
     out: list[dict] = [] if history is None else history
     start_epoch = len(out)
-    guard = DivergenceGuard(params, method)
+    guard = DivergenceGuard(params, method, limit=_parameter_limit(model))
+    # the starting NLL (where monitored) is the baseline growth is measured from
+    guard.best_nll = objective.epoch_metrics(train, None).get("nll")
     bar = progress_bar(epochs, f"fit[{method}]", progress, leave=True, unit="epoch")
     try:
         for epoch in range(start_epoch + 1, start_epoch + epochs + 1):
@@ -239,6 +288,7 @@ def fit(model: EnergyModel, data: Any, method: str = "auto", epochs: int = 100,
                 objective.after_step()
             record = {"epoch": epoch, "method": method}
             record.update(objective.epoch_metrics(train, val))
+            guard.check_epoch(record, epoch)
             out.append(record)
             bar.update(1)
             bar.set_postfix({k: f"{v:.4g}" for k, v in record.items()
@@ -246,6 +296,18 @@ def fit(model: EnergyModel, data: Any, method: str = "auto", epochs: int = 100,
     finally:
         bar.close()
     return FitResult(out, objective.state())
+
+
+#: parameters times squared unit values beyond this are a diverged run
+PARAMETER_LIMIT = 1e8
+
+
+def _parameter_limit(model: EnergyModel) -> float:
+    """``PARAMETER_LIMIT`` in the model's units: divided by the largest squared value a
+    unit takes (a coupling of 1e8 between spins makes every conditional 0 or 1)."""
+    vmax = max((max(abs(r) for r in d.value_range()) for d in model.spec.domains),
+               default=1.0)
+    return PARAMETER_LIMIT / max(vmax * vmax, 1e-300)
 
 
 def _set_initial_biases(model: EnergyModel, train: torch.Tensor, set_biases: bool) -> None:
