@@ -97,9 +97,9 @@ def compile(
 
 
 def __getattr__(name: str) -> Any:
-    """Lazy public names: ``pb.pyro`` (imports Pyro), ``pb.estimate``, ``pb.evaluate``,
-    ``pb.diagnostics``."""
-    if name in ("pyro", "estimate"):
+    """Lazy public names: ``pb.pyro`` (imports Pyro), ``pb.sklearn`` (imports
+    scikit-learn), ``pb.estimate``, ``pb.evaluate``, ``pb.diagnostics``."""
+    if name in ("pyro", "estimate", "sklearn"):
         import importlib
 
         return importlib.import_module(f".{name}", __name__)
