@@ -76,7 +76,7 @@ except ImportError as err:  # pragma: no cover - depends on the environment
     ) from err
 
 from . import graphs
-from .errors import DataError, DivergenceError, IntractableError
+from .errors import DataError, DivergenceError
 
 __all__ = ["BernoulliRBM"]
 
@@ -1011,7 +1011,3 @@ class BernoulliRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         tags.input_tags.sparse = True
         tags.transformer_tags.preserves_dtype = ["float64", "float32"]
         return tags
-
-
-# keep IntractableError importable from here for users catching the exact-method refusal
-_ = IntractableError
