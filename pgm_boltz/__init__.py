@@ -62,14 +62,16 @@ __all__ = [
     "pyro",
     "samplers",
     "save",
+    "sklearn",
     "training",
 ]
 
-_LAZY = ("pyro",)  # imported on first use: Pyro is slow to import
+_LAZY = ("pyro", "sklearn")  # imported on first use (Pyro is slow, scikit-learn optional)
 
 
 def __getattr__(name: str) -> Any:
-    """Lazy public modules: ``pb.pyro`` (imports Pyro)."""
+    """Lazy public modules: ``pb.pyro`` (imports Pyro), ``pb.sklearn`` (imports
+    scikit-learn)."""
     if name in _LAZY:
         return importlib.import_module(f".{name}", __name__)
     raise AttributeError(f"module 'pgm_boltz' has no attribute {name!r}")
