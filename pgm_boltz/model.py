@@ -36,7 +36,7 @@ from ._validation import check_bool, make_generator
 from .compiler import Plan, Spec, hidden_problem
 from .domains import DomainVector
 from .engines import Problem, get_engine
-from .errors import DataError
+from .errors import ArgumentError, DataError
 from .results import LogPartition
 
 __all__ = ["EnergyModel"]
@@ -533,11 +533,11 @@ class EnergyModel(nn.Module):
                 else log_partition
             if isinstance(val, bool) or not (isinstance(val, (int, float, np.floating))
                                              or torch.is_tensor(val)):
-                raise DataError(f"log_partition must be a number, a scalar tensor or a "
-                                f"LogPartition, got {log_partition!r}")
+                raise ArgumentError(f"log_partition must be a number, a scalar tensor or a "
+                                    f"LogPartition, got {log_partition!r}")
             logz = torch.as_tensor(val, dtype=self.dtype, device=self.device)
             if logz.numel() != 1 or not bool(torch.isfinite(logz.detach()).all()):
-                raise DataError(f"log_partition must be one finite number, got {val!r}")
+                raise ArgumentError(f"log_partition must be one finite number, got {val!r}")
         return -self.free_energy(v) - logz
 
     # ------------------------------------------------------------------ interop
