@@ -193,28 +193,42 @@ def check_call(func: Any, kwargs: Mapping[str, Any], where: str,
 
 
 def check_device(device: Any, *, where: str = "") -> torch.device:
-    """``device`` as a ``torch.device`` that exists here (``None``: the CPU).
+    """``device`` (None, a string such as ``"cpu"`` / ``"cuda:0"``, or a
+    ``torch.device``) as a ``torch.device`` that this machine has (``None``: the CPU);
+    ArgumentError naming what is wrong otherwise.
 
     >>> check_device(None)
     device(type='cpu')
     """
+    p = _prefix(where)
     if device is None:
         return torch.device("cpu")
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError, ValueError):
-        raise ArgumentError(f"{_prefix(where)}device must be a torch device or a string such "
-                            f"as 'cpu' or 'cuda', got {device!r}") from None
+    if isinstance(device, torch.device):
+        dev = device
+    elif isinstance(device, str):
+        try:
+            dev = torch.device(device)
+        except (RuntimeError, ValueError) as err:
+            first = str(err).splitlines()[0] if str(err) else type(err).__name__
+            raise ArgumentError(f"{p}device={device!r} is not a device torch knows "
+                                f"({first}); use 'cpu' or 'cuda'") from None
+    else:
+        raise ArgumentError(f"{p}device must be None, a str such as 'cpu' or 'cuda', or a "
+                            f"torch.device, got {type(device).__name__} {device!r}")
     if dev.type == "cuda":
         if not torch.cuda.is_available():
-            raise ArgumentError(f"{_prefix(where)}device={str(device)!r} was asked for but "
-                                "torch sees no CUDA device; use device='cpu'")
+            raise ArgumentError(f"{p}device={str(dev)!r} was asked for but torch sees no "
+                                "CUDA device; use device='cpu'")
         if dev.index is not None and dev.index >= torch.cuda.device_count():
-            raise ArgumentError(f"{_prefix(where)}device {str(device)!r} does not exist: "
-                                f"torch sees {torch.cuda.device_count()} CUDA device(s)")
-    elif dev.type not in ("cpu", "mps", "xpu"):
-        raise ArgumentError(f"{_prefix(where)}unsupported device {str(device)!r}; use 'cpu' "
-                            "or 'cuda'")
+            raise ArgumentError(f"{p}device={str(dev)!r} does not exist; torch sees "
+                                f"{torch.cuda.device_count()} CUDA device(s)")
+    elif dev.type == "mps":
+        if not torch.backends.mps.is_available():
+            raise ArgumentError(f"{p}device={str(dev)!r} was asked for but torch sees no "
+                                "MPS device; use device='cpu'")
+    elif dev.type != "cpu":
+        raise ArgumentError(f"{p}device type {dev.type!r} is not supported; use 'cpu' or "
+                            "'cuda'")
     return dev
 
 

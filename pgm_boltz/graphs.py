@@ -218,10 +218,15 @@ def triangular_lattice(rows: int, cols: int, periodic: bool = False, domain: str
     return _decorate(G, domain, role, coupling)
 
 
-def _decorate(G: nx.Graph, domain: str, role: str, coupling: float | None) -> nx.Graph:
+def _decorate(G: nx.Graph, domain: str, role: str, coupling: float | None,
+              levels: int | None = None) -> nx.Graph:
+    """Give every node ``role`` and ``domain`` (multinary: ``levels``, default 2) and every
+    edge the weight ``coupling`` when given."""
     if role not in ("visible", "hidden"):
         raise GraphError(f"role must be 'visible' or 'hidden', got {role!r}")
-    attrs = _node_attrs(role, domain, None if domain != "multinary" else 2)
+    if levels is None and domain == "multinary":
+        levels = 2
+    attrs = _node_attrs(role, domain, levels)
     for n in G.nodes:
         G.nodes[n].update(attrs)
     if coupling is not None:
@@ -284,7 +289,7 @@ def chain(n: int, periodic: bool = False, domain: str = "spin", role: str = "vis
     _check_count("n", n, 3 if periodic else 1)
     _check_size("the graph", 2 * n, 3 * n)
     G = nx.cycle_graph(n) if periodic else nx.path_graph(n)
-    return _decorate_levels(G, domain, role, levels, coupling)
+    return _decorate(G, domain, role, coupling, levels)
 
 
 def ladder(n: int, periodic: bool = False, domain: str = "spin", role: str = "visible",
@@ -299,7 +304,7 @@ def ladder(n: int, periodic: bool = False, domain: str = "spin", role: str = "vi
     _check_count("n", n, 3 if periodic else 1)
     _check_size("the graph", 2 * n, 3 * n)
     G = nx.grid_2d_graph(2, n, periodic=(False, periodic))
-    return _decorate_levels(G, domain, role, levels, coupling)
+    return _decorate(G, domain, role, coupling, levels)
 
 
 def random_sparse(n: int, degree: int | None = 3, p: float | None = None,
@@ -335,20 +340,7 @@ def random_sparse(n: int, degree: int | None = 3, p: float | None = None,
     H = nx.Graph()
     H.add_nodes_from(range(n))
     H.add_edges_from(G.edges)
-    return _decorate_levels(H, domain, role, levels, coupling)
-
-
-def _decorate_levels(G: nx.Graph, domain: str, role: str, levels: int | None,
-                     coupling: float | None) -> nx.Graph:
-    if role not in ("visible", "hidden"):
-        raise GraphError(f"role must be 'visible' or 'hidden', got {role!r}")
-    attrs = _node_attrs(role, domain, levels)
-    for v in G.nodes:
-        G.nodes[v].update(attrs)
-    if coupling is not None:
-        for u, v in G.edges:
-            G.edges[u, v]["weight"] = float(coupling)
-    return G
+    return _decorate(H, domain, role, coupling, levels)
 
 
 def node_names(G: nx.Graph, role: str) -> list[Hashable]:

@@ -44,6 +44,7 @@ import networkx as nx
 import numpy as np
 import torch
 
+from ._validation import check_device
 from .errors import ArgumentError, DataError, FileError, PgmBoltzError
 from .machine import BoltzmannMachine
 from .machine import compile as _compile
@@ -297,39 +298,6 @@ def save(model: Any, path: str | os.PathLike) -> None:
 # ------------------------------------------------------------------ load
 
 
-def _check_device(device: object) -> torch.device | None:
-    """``device`` as a torch.device that this machine has; ArgumentError otherwise."""
-    if device is None:
-        return None
-    if isinstance(device, torch.device):
-        dev = device
-    elif isinstance(device, str):
-        try:
-            dev = torch.device(device)
-        except (RuntimeError, ValueError) as err:
-            first = str(err).splitlines()[0] if str(err) else type(err).__name__
-            raise ArgumentError(f"load: device={device!r} is not a device torch knows "
-                                f"({first}); use 'cpu' or 'cuda'") from None
-    else:
-        raise ArgumentError(f"load: device must be None, a str such as 'cpu' or 'cuda', or "
-                            f"a torch.device, got {type(device).__name__} {_short(device)}")
-    if dev.type == "cuda":
-        if not torch.cuda.is_available():
-            raise ArgumentError(f"load: device={str(dev)!r} was asked for but torch sees no "
-                                "CUDA device; use device='cpu'")
-        if dev.index is not None and dev.index >= torch.cuda.device_count():
-            raise ArgumentError(f"load: device={str(dev)!r} does not exist; torch sees "
-                                f"{torch.cuda.device_count()} CUDA device(s)")
-    elif dev.type == "mps":
-        if not torch.backends.mps.is_available():
-            raise ArgumentError(f"load: device={str(dev)!r} was asked for but torch sees no "
-                                "MPS device; use device='cpu'")
-    elif dev.type != "cpu":
-        raise ArgumentError(f"load: device type {dev.type!r} is not supported; use 'cpu' "
-                            "or 'cuda'")
-    return dev
-
-
 def _looks_like_text(head: bytes) -> str | None:
     """The start of ``head`` as text if it reads as UTF-8 text, else None."""
     for cut in range(4):  # a multi-byte character may be cut at the end
@@ -537,7 +505,7 @@ def load(path: str | os.PathLike, device: str | torch.device | None = None) -> A
     """
 
     text = _path_text(path, "load")
-    dev = _check_device(device)
+    dev = None if device is None else check_device(device, where="load")
     f = _check_state(_read_state(text), text)
     nodes, pairs = f["nodes"], f["pairs"]
     G = nx.Graph()
