@@ -5,7 +5,12 @@ term ``(W_ij s_i) s_j`` of its neighbour, so with evidence ``x_E`` the free node
 follow a Boltzmann machine on the induced subgraph with
 
     b'_j = b_j + sum_{i in E} W_ij s_i,        W'_jk = W_jk  (j, k in F),
-    -E(x_F, x_E) = -E'(x_F) + c(x_E),   c(x_E) = sum_{i in E} b_i s_i + sum_{E-E edges} W s s.
+    -E(x_F, x_E) = -E'(x_F) + c(x_E),
+    c(x_E) = sum_{i in E} (b_i s_i - q_i s_i^2 / 2) + sum_{E-E edges} W s s,
+
+free nodes keeping their quadratic self-terms ``q_j s_j^2 / 2`` (their learned
+precisions, copied exactly into the sub-model). Evidence on a Gaussian node is its real
+value; conditioning on a Gaussian node's neighbours leaves it a free Gaussian.
 
 :func:`condition` compiles that sub-model with the same planning rules (exact
 enumeration under the threshold, block or chromatic Gibbs otherwise), so the
@@ -118,16 +123,23 @@ class ConditionedModel:
             ee = float((w[both] * s_full[e[both, 0]] * s_full[e[both, 1]]).sum())
         else:
             ee = 0.0
-        #: ``c(x_E)``: the evidence's own terms of -E (its biases and E–E couplings)
-        self.offset = float((b[self.evidence_index] * s_E).sum()) + ee
+        q_full = model.precisions()
+        q = np.zeros(n) if q_full is None else q_full.detach().cpu().double().numpy()
+        #: ``c(x_E)``: the evidence's own terms of -E (its biases, quadratic terms and E–E
+        #: couplings)
+        self.offset = float((b[self.evidence_index] * s_E).sum()) + ee - float(
+            (0.5 * q[self.evidence_index] * s_E * s_E).sum())
         if len(self.free_index) == 0:
             self.sub = None
             self.plan = None
             return
         G = nx.Graph()
+        quadratic = set(model.quadratic_index.tolist())
         for i in self.free_index:
             dom = model.spec.domains[i]
             attrs: dict = {"role": "visible", "bias": float(b_adj[i]), **dom.attrs()}
+            if i in quadratic:
+                attrs["precision"] = float(q[i])
             G.add_node(model.nodes[i], **attrs)
         if len(e):
             keep = ~is_ev[e[:, 0]] & ~is_ev[e[:, 1]]
@@ -138,6 +150,13 @@ class ConditionedModel:
         #: the sub-model, of the parent's own class (so it has the parent's methods)
         self.sub = type(model)(spec, plan, device=model.device, dtype=model.dtype)
         self.plan = self.sub.plan
+        if self.sub.log_precision is not None:  # the learned values exactly
+            assert model.log_precision is not None
+            pos = np.searchsorted(model.quadratic_index, self.free_index[
+                self.sub.quadratic_index])
+            with torch.no_grad():
+                self.sub.log_precision.copy_(model.log_precision.detach()[
+                    torch.as_tensor(pos, device=model.device)])
 
     # ------------------------------------------------------------------ sampling
     def sample(self, n: int, seed: int | None = None, method: str | None = None,
@@ -222,8 +241,9 @@ def condition(model, evidence: Mapping[Hashable, Any], engine: str = "auto",
               max_exact_states: int | None = None) -> ConditionedModel:
     """``P(x_F | x_E = evidence)`` as a :class:`ConditionedModel` (see the module text).
 
-    ``evidence`` maps node names to codes (binary 0/1, spin ±1, multinary 0..K-1); an
-    unknown node or a value outside the node's domain raises DataError. ``engine`` and
+    ``evidence`` maps node names to codes (binary 0/1, spin ±1, multinary 0..K-1, real
+    values for Gaussian nodes); an unknown node or a value outside the node's domain
+    raises DataError. ``engine`` and
     ``max_exact_states`` (default: the parent's threshold) go to the sub-model's
     compilation.
 

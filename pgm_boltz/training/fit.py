@@ -249,11 +249,14 @@ def fit(model: EnergyModel, data: Any, method: str = "auto", epochs: int = 100,
 
 
 def _set_initial_biases(model: EnergyModel, train: torch.Tensor, set_biases: bool) -> None:
-    """The data's independent-unit biases become the model's ``visible_init`` (learned
-    state: Gibbs chains and AIS base models start from it) and, on a first fit, the
-    undeclared visible biases."""
+    """The data's independent-unit biases (given the visible units' precisions) become the
+    model's ``visible_init`` (learned state: Gibbs chains and AIS base models start from
+    it) and, on a first fit, the undeclared visible biases."""
     with torch.no_grad():
-        visible_bias = model.visible_domains.bias_for_mean(train.double().mean(0).cpu())
+        q_v = model.precisions_at("visible")
+        q_v = None if q_v is None else q_v.detach().double().cpu()
+        visible_bias = model.visible_domains.bias_for_mean(train.double().mean(0).cpu(),
+                                                           q=q_v)
         visible_bias = visible_bias.to(model.device, model.dtype)
         model.visible_init = visible_bias.detach().clone()
         if set_biases:
