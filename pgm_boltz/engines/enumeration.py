@@ -379,7 +379,7 @@ class Enumeration(ExactEngine):
         kp = kernel_problem(problem, cost.plan, bias, weight, quad)
         mom = _k.exact_moments(kp, problem.n)
         multi = [i for i in nodes if problem.domains[i].levels > 2]
-        table = self._level_marginals(kp, mom.log_z - kp.const, problem.n) if multi else {}
+        table = self._level_marginals(kp, mom.log_z - kp.const) if multi else {}
         out = []
         for i in nodes:
             if i in table:
@@ -390,8 +390,7 @@ class Enumeration(ExactEngine):
                 out.append(np.array([1.0 - p, p]))
         return out
 
-    def _level_marginals(self, kp: _k.ExactProblem, logz: float, n: int
-                         ) -> dict[int, np.ndarray]:
+    def _level_marginals(self, kp: _k.ExactProblem, logz: float) -> dict[int, np.ndarray]:
         """Level marginals of every discrete node of the kernel problem ``kp`` (its
         ``log Z`` without the Gaussian constant)."""
         dt = torch.float64
