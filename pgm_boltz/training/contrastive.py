@@ -245,9 +245,10 @@ class ContrastiveObjective:
 
     # ------------------------------------------------------------------ phases
     def _positive(self, batch: torch.Tensor, gen: torch.Generator | None
-                  ) -> tuple[torch.Tensor, torch.Tensor]:
+                  ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
         """Positive-phase joint states: (Rao-Blackwellised x for the statistics, a
-        sampled x to start CD chains from)."""
+        sampled x to start CD chains from, the quadratic nodes' Rao-Blackwellised squares
+        or None)."""
         m = self.model
         B = batch.shape[0]
         if self.analytic:
@@ -287,7 +288,7 @@ class ContrastiveObjective:
         return x, xs, self._squares(x, last.index, sq_last)
 
     def _negative(self, start: torch.Tensor, gen: torch.Generator | None
-                  ) -> tuple[torch.Tensor, torch.Tensor]:
+                  ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
         """``k`` sweeps from ``start`` (in place); returns (Rao-Blackwellised, sampled, the
         quadratic nodes' Rao-Blackwellised squares or None)."""
         s = self.sampler
