@@ -206,15 +206,18 @@ def _exp_from_max(lw, w):
 
 @nb.njit(cache=True, fastmath=_FAST)
 def _table_weights(XT, baseL, FL, EB, mB, RB, EFLT, cS, rS, VL, spanL, KL, bL, bSc, kS, loS,
-                   stepS, KS, VS, LWS, cfS, binS, polyS, want_mu, want_sq, lw, w, M, M2, fS,
-                   acc, acc2, CF, CU, CL):
+                   stepS, KS, VS, LWS, binS, polyS, want_mu, want_sq, lw, w, M, M2, fS, acc,
+                   CF):
     """Weights of one chunk's table rows up to a common factor ``e^m``; returns ``m``.
 
     ``log p~(x) = x W_LL x / 2 + x.b_L + sum_s A_s(f_s(x))`` with ``f_s = (x W_LS)_s + b_S``
     (``baseL`` holds ``x W_LL x / 2`` plus the low nodes' per-level log-weights) and
     ``w[x] = p~(x) e^{-m}``; with ``want_mu``, ``M[s, x]`` is summed node s's conditional
-    mean (and with ``want_sq``, ``M2[s, x]`` its conditional second moment). Two forms
-    give the same numbers:
+    mean (and with ``want_sq``, ``M2[s, x]`` its conditional second moment). ``rS[s]`` is
+    the log-range of ``EFLT[s]`` for summed nodes with per-level log-weights and -1 for
+    the others; ``CF`` (nS, Kmax + 2) is scratch for a chunk's coefficients (their
+    log-maximum ``U`` and log lower bound in the last two columns). Two forms give the
+    same numbers:
 
     - product form (no ``exp`` per row; summed nodes of arithmetic-progression domains,
       ``polyS``): ``e^{x.b_L}`` is a product of per-node factors
@@ -222,10 +225,10 @@ def _table_weights(XT, baseL, FL, EB, mB, RB, EFLT, cS, rS, VL, spanL, KL, bL, b
       is the precomputed ``EB``, and with ``y_s = e^{step_s f_s} = EFLT[s, x] e^{a_s}``,
       ``A_s = lo_s f_s + log sum_{k<K} y_s^k`` (``1 + y`` for two levels), so a row's weight
       is ``EB * prod_k(...) * prod_s sum_k y_s^k``. A node with per-level log-weights
-      ``LW_k`` (a quadratic self-term, ``cfS``) has ``sum_k e^{LW_k} y^k = e^{U}
+      ``LW_k`` (a quadratic self-term, ``rS[s] >= 0``) has ``sum_k e^{LW_k} y^k = e^{U}
       sum_k c_k r^k`` with ``r = EFLT[s, x] <= 1`` and this chunk's coefficients
       ``c_k = e^{LW_k + a k - U} <= 1`` (``U`` their log-maximum), a factor in
-      ``[e^{CL_s}, K]``. Every factor is scaled to at most 1 (or bounded by
+      ``[e^{lb_s}, K]``. Every factor is scaled to at most 1 (or bounded by
       ``e^{A_s(a_s)}``, or by K); used when the bounds keep them within
       ``e^{±_SAFE_LOG}``; products of the summed nodes are split into segments whose
       logs are taken once per row when one product could leave that range;
@@ -233,10 +236,11 @@ def _table_weights(XT, baseL, FL, EB, mB, RB, EFLT, cS, rS, VL, spanL, KL, bL, b
     """
     n_low, nL = XT.shape
     nS = bSc.shape[0]
+    jU = CF.shape[1] - 2  # the columns of U and of the lower bound
     fast = polyS
     for s in range(nS if polyS else 0):
         a = stepS[s] * bSc[s] + cS[s]
-        if cfS[s]:
+        if rS[s] >= 0.0:
             U = -np.inf
             for k in range(KS[s]):
                 U = max(U, LWS[s, k] + a * k)
@@ -245,8 +249,8 @@ def _table_weights(XT, baseL, FL, EB, mB, RB, EFLT, cS, rS, VL, spanL, KL, bL, b
                 e = LWS[s, k] + a * k - U
                 CF[s, k] = math.exp(e)
                 lb = max(lb, e - k * rS[s])
-            CU[s] = U
-            CL[s] = lb
+            CF[s, jU] = U
+            CF[s, jU + 1] = lb
             if lb < -_SAFE_LOG:
                 fast = False
                 break
@@ -261,10 +265,9 @@ def _table_weights(XT, baseL, FL, EB, mB, RB, EFLT, cS, rS, VL, spanL, KL, bL, b
             for s in range(nS):
                 fS[s] = FL[l, s] + bSc[s]
             if want_sq:
-                lw[l] += _summed_mu_sq(fS, kS, loS, stepS, KS, VS, LWS, acc, acc2)
+                lw[l] += _summed_mu_sq(fS, kS, loS, stepS, KS, VS, LWS, acc, M2[:, l])
                 for s in range(nS):
                     M[s, l] = acc[s]
-                    M2[s, l] = acc2[s]
             elif want_mu:
                 lw[l] += _summed_mu(fS, kS, loS, stepS, KS, VS, LWS, acc, binS)
                 for s in range(nS):
@@ -313,9 +316,10 @@ def _table_weights(XT, baseL, FL, EB, mB, RB, EFLT, cS, rS, VL, spanL, KL, bL, b
     for s in range(nS):
         a = stepS[s] * bSc[s] + cS[s]
         K = KS[s]
-        if cfS[s]:
+        cf = rS[s] >= 0.0
+        if cf:
             ghi = math.log(K)
-            glo = CL[s]
+            glo = CF[s, jU + 1]
         else:
             ghi = G(a, K)
             glo = 0.0
@@ -335,8 +339,8 @@ def _table_weights(XT, baseL, FL, EB, mB, RB, EFLT, cS, rS, VL, spanL, KL, bL, b
         lbound += glo
         lo = loS[s]
         st = stepS[s]
-        if cfS[s]:
-            mE += CU[s]
+        if cf:
+            mE += CF[s, jU]
             top = CF[s, K - 1]
             for l in range(nL):
                 r = EFLT[s, l]
@@ -426,7 +430,7 @@ def _table_dot(v, tmp, VL, KL, out):
 
 @nb.njit(cache=True, nogil=True, fastmath=_FAST)
 def _table_groups(g0, g1, bounds, VE, spanE, KE, LWE, bE, WEE, kS, loS, stepS, KS, VS, LWS,
-                  cfS, bS, WES, n_low, binS, polyS, moments, full_ss, want_sq, XT, baseL, FL,
+                  bS, WES, n_low, binS, polyS, moments, full_ss, want_sq, XT, baseL, FL,
                   EB, mB, RB, EFLT, cS, rS, out_logz,
                   out_C, H1, T, PL, AH, HH, BL, BH, SS, T2):
     """Groups ``g0..g1-1`` of chunks: chunk c fixes the enumerated nodes ``n_low..`` at
@@ -459,18 +463,14 @@ def _table_groups(g0, g1, bounds, VE, spanE, KE, LWE, bE, WEE, kS, loS, stepS, K
     tmu = np.empty(nS)
     M = np.empty((nS, nL if moments else 1))
     M2 = np.empty((nS, nL if want_sq else 1))
-    acc2 = np.empty(nS)
-    CF = np.empty((nS, VS.shape[1]))
-    CU = np.empty(nS)
-    CL = np.empty(nS)
+    CF = np.empty((nS, VS.shape[1] + 2))
     for g in range(g0, g1):
         shift = -np.inf
         for c in range(bounds[g], bounds[g + 1]):
             const = _fix_top(c, n_low, VE, KE, LWE, bE, WEE, bS, WES, st, bL, bSc)
             m = const + _table_weights(XT, baseL, FL, EB, mB, RB, EFLT, cS, rS, VL, spanL,
-                                       KL, bL, bSc, kS, loS, stepS, KS, VS, LWS, cfS, binS,
-                                       polyS, moments, want_sq, lw, w, M, M2, fS, acc, acc2,
-                                       CF, CU, CL)
+                                       KL, bL, bSc, kS, loS, stepS, KS, VS, LWS, binS, polyS,
+                                       moments, want_sq, lw, w, M, M2, fS, acc, CF)
             if m > shift + _RESCALE_AT:  # rescale the group's sums to a larger shift
                 r = math.exp(shift - m) if shift > -np.inf else 0.0
                 out_C[g] *= r
@@ -704,7 +704,8 @@ def _low_table(problem: ExactProblem, n_low: int) -> tuple:
     their values, ``baseL = x W_LL x / 2`` plus their per-level log-weights,
     ``FL = x W_LS`` (rows, |S|); for the product form ``EB = e^{baseL + lo.FL - mB}``
     with ``mB`` its log-maximum and ``RB`` its log-range, ``cS[s] = max_x step_s
-    FL[x, s]``, ``rS[s]`` the log-range of ``step_s FL[x, s]`` and
+    FL[x, s]``, ``rS[s]`` the log-range of ``step_s FL[x, s]`` for summed nodes with
+    per-level log-weights (-1 for the others: they need no bound) and
     ``EFLT[s, x] = e^{step_s FL[x, s] - cS[s]}``."""
     KE = problem.KE[:n_low]
     rows = int(np.prod(KE))
@@ -722,7 +723,7 @@ def _low_table(problem: ExactProblem, n_low: int) -> tuple:
     mB = float(b2.max())
     sFL = FL * problem.stepS
     cS = sFL.max(axis=0) if FL.shape[1] else np.zeros(0)
-    rS = cS - sFL.min(axis=0) if FL.shape[1] else np.zeros(0)
+    rS = np.where(problem.cfS, cS - sFL.min(axis=0), -1.0) if FL.shape[1] else np.zeros(0)
     with np.errstate(under="ignore"):
         EB = np.exp(b2 - mB)
         EFLT = np.ascontiguousarray(np.exp(sFL - cS).T)
@@ -760,9 +761,9 @@ def _walk(problem: ExactProblem, moments: bool, full_ss: bool, squares: bool = F
                 z((G, 0, 0)), z((G, 0, 0)), z((G, 0))]
     shift, C = np.full(G, -np.inf), z(G)
     p = problem
-    args = (bounds, p.VE, p.spanE, p.KE, p.LWE, p.bE, p.WEE, *p.summed_args(), p.cfS, p.bS,
-            p.WES, n_low, _binary_summed(p), p.polyS, moments, full_ss, want_sq, *table,
-            shift, C, *sums)
+    args = (bounds, p.VE, p.spanE, p.KE, p.LWE, p.bE, p.WEE, *p.summed_args(), p.bS, p.WES,
+            n_low, _binary_summed(p), p.polyS, moments, full_ss, want_sq, *table, shift, C,
+            *sums)
     run_split(lambda g0, g1: _table_groups(g0, g1, *args), G, nb.config.NUMBA_NUM_THREADS)
     logz_g = shift + np.log(C)
     logz = float(np.logaddexp.reduce(logz_g))
