@@ -5,7 +5,12 @@ term ``(W_ij s_i) s_j`` of its neighbour, so with evidence ``x_E`` the free node
 follow a Boltzmann machine on the induced subgraph with
 
     b'_j = b_j + sum_{i in E} W_ij s_i,        W'_jk = W_jk  (j, k in F),
-    -E(x_F, x_E) = -E'(x_F) + c(x_E),   c(x_E) = sum_{i in E} b_i s_i + sum_{E-E edges} W s s.
+    -E(x_F, x_E) = -E'(x_F) + c(x_E),
+    c(x_E) = sum_{i in E} (b_i s_i - q_i s_i^2 / 2) + sum_{E-E edges} W s s,
+
+free nodes keeping their quadratic self-terms ``q_j s_j^2 / 2`` (their learned
+precisions, copied exactly into the sub-model). Evidence on a Gaussian node is its real
+value; conditioning on a Gaussian node's neighbours leaves it a free Gaussian.
 
 :func:`condition` compiles that sub-model with the same planning rules (exact
 enumeration under the threshold, block or chromatic Gibbs otherwise), so the
@@ -119,16 +124,23 @@ class ConditionedModel:
             ee = float((w[both] * s_full[e[both, 0]] * s_full[e[both, 1]]).sum())
         else:
             ee = 0.0
-        #: ``c(x_E)``: the evidence's own terms of -E (its biases and E–E couplings)
-        self.offset = float((b[self.evidence_index] * s_E).sum()) + ee
+        q_full = model.precisions()
+        q = np.zeros(n) if q_full is None else q_full.detach().cpu().double().numpy()
+        #: ``c(x_E)``: the evidence's own terms of -E (its biases, quadratic terms and E–E
+        #: couplings)
+        self.offset = float((b[self.evidence_index] * s_E).sum()) + ee - float(
+            (0.5 * q[self.evidence_index] * s_E * s_E).sum())
         if len(self.free_index) == 0:
             self.sub = None
             self.plan = None
             return
         G = nx.Graph()
+        quadratic = set(model.quadratic_index.tolist())
         for i in self.free_index:
             dom = model.spec.domains[i]
             attrs: dict = {"role": "visible", "bias": float(b_adj[i]), **dom.attrs()}
+            if i in quadratic:
+                attrs["precision"] = float(q[i])
             G.add_node(model.nodes[i], **attrs)
         if len(e):
             keep = ~is_ev[e[:, 0]] & ~is_ev[e[:, 1]]
@@ -142,7 +154,20 @@ class ConditionedModel:
         #: the sub-model, of the parent's own class (so it has the parent's methods)
         self.sub = type(model)(spec, plan, device=model.device, dtype=model.dtype)
         self.plan = self.sub.plan
+        self._copy_precisions(self.sub)
         self._visible_sub: Any = None
+
+    def _copy_precisions(self, sub: Any) -> None:
+        """Give a sub-model the parent's learned log-precisions exactly (its compiled
+        values come from the rounded ``precision`` attributes)."""
+        model = self.model
+        if sub.log_precision is not None:
+            assert model.log_precision is not None
+            pos = np.searchsorted(model.quadratic_index,
+                                  self.free_index[sub.quadratic_index])
+            with torch.no_grad():
+                sub.log_precision.copy_(model.log_precision.detach()[
+                    torch.as_tensor(pos, device=model.device)])
 
     # ------------------------------------------------------------------ sampling
     def sample(self, n: int, seed: int | None = None, method: str | None = None,
@@ -225,6 +250,7 @@ class ConditionedModel:
             spec, plan = analyse(G, **self._compile_kw)
             m = self.model
             self._visible_sub = type(m)(spec, plan, device=m.device, dtype=m.dtype)
+            self._copy_precisions(self._visible_sub)
         return self._visible_sub
 
     # ------------------------------------------------------------------ exact work
@@ -236,7 +262,7 @@ class ConditionedModel:
         >>> m = pb.compile(pb.graphs.rbm(2, 1), seed=0)
         >>> import math
         >>> lz = [m.condition({"v0": a}).log_partition() for a in (0, 1)]
-        >>> abs(math.log(sum(math.exp(z) for z in lz)) - float(m.log_partition())) < 1e-5
+        >>> abs(math.log(sum(math.exp(z) for z in lz)) - float(m.log_partition().detach())) < 1e-5
         True
         """
         if self.sub is None:
@@ -274,8 +300,9 @@ def condition(model, evidence: Mapping[Hashable, Any], engine: str = "auto",
               max_exact_states: int | None = None) -> ConditionedModel:
     """``P(x_F | x_E = evidence)`` as a :class:`ConditionedModel` (see the module text).
 
-    ``evidence`` maps node names to codes (binary 0/1, spin ±1, multinary 0..K-1); an
-    unknown node or a value outside the node's domain raises DataError. ``engine`` and
+    ``evidence`` maps node names to codes (binary 0/1, spin ±1, multinary 0..K-1, real
+    values for Gaussian nodes); an unknown node or a value outside the node's domain
+    raises DataError. ``engine`` and
     ``max_exact_states`` (default: the parent's threshold) go to the sub-model's
     compilation.
 

@@ -1,9 +1,10 @@
 """Graph constructors: ordinary ``networkx.Graph`` objects declaring Boltzmann machines.
 
 Each node carries ``role`` ("visible" | "hidden") and ``domain`` (a registered domain:
-"binary", "spin", "multinary" with ``levels``, "finite" with ``values``, ...); edges may
-carry an initial ``weight`` and nodes an initial ``bias``. Pass the result to
-:func:`pgm_boltz.compile`.
+"binary", "spin", "multinary" with ``levels``, "finite" with ``values``, "gaussian", ...);
+edges may carry an initial ``weight`` and nodes an initial ``bias`` and, for multinary,
+finite and Gaussian units, an initial ``precision`` (a learned quadratic self-term). Pass
+the result to :func:`pgm_boltz.compile`.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from collections.abc import Hashable, Sequence
 
 import networkx as nx
 
-from .domains import parse_domain
+from .domains import parse_domain, parse_precision
 from .errors import GraphError
 
 __all__ = [
@@ -30,16 +31,19 @@ __all__ = [
 ]
 
 def _node_attrs(role: str, domain: str, levels: int | None,
-                values: Sequence[float] | None = None) -> dict:
+                values: Sequence[float] | None = None,
+                precision: float | None = None) -> dict:
     """The attributes of a node with ``role`` in ``domain`` (checked by the domain)."""
     attrs: dict = {"role": role, "domain": domain}
     if levels is not None:
         attrs["levels"] = levels
     if values is not None:
         attrs["values"] = [float(v) for v in values]
+    if precision is not None:
+        attrs["precision"] = precision
     tag = f"<{role} {domain}>"
     try:
-        parse_domain(attrs, tag)
+        parse_precision(parse_domain(attrs, tag), attrs, tag)
     except GraphError as err:
         msg = str(err).replace(f"node {tag!r}: ", "").replace(f"node {tag!r} ", "")
         raise GraphError(f"{role} nodes: {msg}") from None
@@ -84,13 +88,19 @@ def rbm(
     hidden_levels: int | None = None,
     values: Sequence[float] | None = None,
     hidden_values: Sequence[float] | None = None,
+    precision: float | None = None,
+    hidden_precision: float | None = None,
 ) -> nx.Graph:
     """A restricted Boltzmann machine: complete bipartite graph visible × hidden.
 
     Visible nodes are named ``"v0".."v{n_visible-1}"``, hidden ``"h0".."h{n_hidden-1}"``.
-    Energy ``E(v, h) = -v^T W h - b^T v - c^T h``. ``levels`` / ``values`` (and their
-    ``hidden_`` twins) declare multinary / finite units. Hidden units default to the
-    visible domain, except binary hidden units under multinary or finite visible ones.
+    Energy ``E(v, h) = -v^T W h - b^T v - c^T h (+ sum_i q_i s_i^2 / 2)``. ``levels`` /
+    ``values`` (and their ``hidden_`` twins) declare multinary / finite units;
+    ``precision`` / ``hidden_precision`` the initial precision of a quadratic self-term
+    (multinary and finite units: optional, >= 0; Gaussian units: > 0, default 1).
+    Hidden units default to the visible domain, except binary hidden units under
+    multinary, finite or Gaussian visible ones (``domain="gaussian"`` is the
+    Gaussian–Bernoulli RBM for real-valued data).
 
     Examples
     --------
@@ -98,28 +108,32 @@ def rbm(
     >>> G = pb.graphs.rbm(3, 2)
     >>> G.number_of_nodes(), G.number_of_edges()
     (5, 6)
+    >>> pb.graphs.rbm(2, 1, domain="gaussian").nodes["h0"]["domain"]
+    'binary'
     """
     _check_count("n_visible", n_visible)
     _check_count("n_hidden", n_hidden, 0)
     _check_size("rbm", n_visible + n_hidden, n_visible * n_hidden)
     if hidden_domain is None:
-        hidden_domain = "binary" if domain in ("multinary", "finite") else domain
+        hidden_domain = "binary" if domain in ("multinary", "finite", "gaussian") else domain
     G = nx.Graph()
     vis = [f"v{i}" for i in range(n_visible)]
     hid = [f"h{j}" for j in range(n_hidden)]
-    G.add_nodes_from(vis, **_node_attrs("visible", domain, levels, values))
+    G.add_nodes_from(vis, **_node_attrs("visible", domain, levels, values, precision))
     G.add_nodes_from(hid, **_node_attrs("hidden", hidden_domain, hidden_levels,
-                                        hidden_values))
+                                        hidden_values, hidden_precision))
     G.add_edges_from((v, h) for v in vis for h in hid)
     return G
 
 
 def fully_connected(n_visible: int, n_hidden: int = 0, domain: str = "binary",
                     levels: int | None = None,
-                    values: Sequence[float] | None = None) -> nx.Graph:
+                    values: Sequence[float] | None = None,
+                    precision: float | None = None) -> nx.Graph:
     """A fully connected Boltzmann machine on ``n_visible + n_hidden`` units.
 
-    Every pair of units is coupled: ``E(x) = -sum_{i<j} W_ij s_i s_j - sum_i b_i s_i``.
+    Every pair of units is coupled: ``E(x) = -sum_{i<j} W_ij s_i s_j - sum_i b_i s_i``
+    (``+ sum_i q_i s_i^2 / 2`` with ``precision``, multinary and finite units).
 
     >>> import pgm_boltz as pb
     >>> pb.graphs.fully_connected(4, 1).number_of_edges()
@@ -132,19 +146,21 @@ def fully_connected(n_visible: int, n_hidden: int = 0, domain: str = "binary",
     G = nx.Graph()
     vis = [f"v{i}" for i in range(n_visible)]
     hid = [f"h{j}" for j in range(n_hidden)]
-    G.add_nodes_from(vis, **_node_attrs("visible", domain, levels, values))
-    G.add_nodes_from(hid, **_node_attrs("hidden", domain, levels, values))
+    G.add_nodes_from(vis, **_node_attrs("visible", domain, levels, values, precision))
+    G.add_nodes_from(hid, **_node_attrs("hidden", domain, levels, values, precision))
     nodes = vis + hid
     G.add_edges_from((a, b) for i, a in enumerate(nodes) for b in nodes[i + 1:])
     return G
 
 
 def dbm(layer_sizes: Sequence[int], domain: str = "binary",
-        levels: int | None = None, values: Sequence[float] | None = None) -> nx.Graph:
+        levels: int | None = None, values: Sequence[float] | None = None,
+        precision: float | None = None) -> nx.Graph:
     """A deep Boltzmann machine: layers wired as complete bipartite graphs in a chain.
 
     Layer 0 is visible (``"v{i}"``), layer l >= 1 hidden (``"h{l}_{i}"``). Even and odd
-    layers are the two Gibbs blocks.
+    layers are the two Gibbs blocks. ``precision`` gives every unit a quadratic
+    self-term (multinary and finite units).
 
     >>> import pgm_boltz as pb
     >>> G = pb.graphs.dbm([4, 3, 2])
@@ -163,7 +179,8 @@ def dbm(layer_sizes: Sequence[int], domain: str = "binary",
         names = [f"v{i}" for i in range(size)] if li == 0 else [
             f"h{li}_{i}" for i in range(size)]
         role = "visible" if li == 0 else "hidden"
-        G.add_nodes_from(names, layer=li, **_node_attrs(role, domain, levels, values))
+        G.add_nodes_from(names, layer=li, **_node_attrs(role, domain, levels, values,
+                                                        precision))
         layers.append(names)
     for a, b in zip(layers[:-1], layers[1:]):
         G.add_edges_from((u, v) for u in a for v in b)

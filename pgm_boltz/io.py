@@ -1,7 +1,9 @@
 """Saving and loading models: one ``.pt`` file, written atomically, loaded safely.
 
 The file holds plain data only (tensors, strings, numbers, lists, dicts): the node list,
-roles, domains, edges, the compile options and the parameters. Loading uses
+roles, domains, edges, the compile options and the parameters (``log_precision`` too,
+for models with quadratic self-terms; files written before it existed load with the
+precisions their node attributes declare). Loading uses
 ``torch.load(weights_only=True)``, so no arbitrary object is unpickled; node names must
 be strings, ints, floats, bools or (nested) tuples of those. Node and edge attributes
 other than strings, numbers, bools and ``None`` are not saved.
@@ -260,6 +262,8 @@ def save(model: Any, path: str | os.PathLike) -> None:
         "edge_attrs": [_plain_attrs(G.edges[u, v]) for u, v in model.edges],
         "bias": model.bias.detach().cpu(),
         "weight": model.weight.detach().cpu(),
+        "log_precision": (None if model.log_precision is None
+                          else model.log_precision.detach().cpu()),
         "engine": model.plan.engine,
         "requested_engine": model.plan.requested_engine,
         "storage": model.plan.storage,
@@ -462,6 +466,10 @@ def _check_state(state: Any, text: str) -> dict:
     init = state.get("visible_init")
     if init is not None:
         init = float_vector("visible_init", init, None, "visible nodes")
+    log_precision = state.get("log_precision")
+    if log_precision is not None:
+        log_precision = float_vector("log_precision", log_precision, None,
+                                     "quadratic nodes")
 
     name = state["dtype"]
     if not isinstance(name, str):
@@ -483,6 +491,7 @@ def _check_state(state: Any, text: str) -> dict:
         history = attr_list("history", history, None, "epochs")
     return {"nodes": nodes, "node_attrs": node_attrs, "pairs": pairs,
             "edge_attrs": edge_attrs, "bias": bias, "weight": weight, "visible_init": init,
+            "log_precision": log_precision,
             "dtype": dtype, "requested_engine": state["requested_engine"],
             "storage": state["storage"], "max_exact_states": limit, "history": history}
 
@@ -533,6 +542,12 @@ def load(path: str | os.PathLike, device: str | torch.device | None = None) -> A
                         f"'visible_init' has shape {tuple(init.shape)}; the model's "
                         f"{len(model.visible_nodes)} visible nodes need shape "
                         f"({len(model.visible_nodes)},)")
+    lp = f["log_precision"]
+    n_quad = len(model.quadratic_index)
+    if lp is not None and lp.shape[0] != n_quad:
+        raise FileError(f"{text!r} is not a valid pgm_boltz model file: field "
+                        f"'log_precision' has shape {tuple(lp.shape)}; the model's {n_quad} "
+                        f"nodes with a quadratic term need shape ({n_quad},)")
     with torch.no_grad():
         perm = torch.as_tensor([index[n] for n in nodes])
         bias = torch.empty_like(f["bias"])
@@ -540,6 +555,11 @@ def load(path: str | os.PathLike, device: str | torch.device | None = None) -> A
         model.bias.copy_(bias.to(model.bias))
         model.weight.copy_(f["weight"][torch.as_tensor(order, dtype=torch.long)]
                            .to(model.weight))
+        if lp is not None and n_quad:  # saved in the file's order of those nodes
+            quad = set(model.quadratic_index.tolist())
+            src = {index[n]: k for k, n in enumerate(n for n in nodes if index[n] in quad)}
+            model.log_precision.copy_(lp[torch.as_tensor(
+                [src[i] for i in model.quadratic_index.tolist()])].to(model.log_precision))
     model.history = f["history"]  # a trained model keeps its learned biases on fit
     if init is not None:  # Gibbs chains start from the data marginals
         model.visible_init = init.to(model.bias)

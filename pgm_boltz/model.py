@@ -1,10 +1,23 @@
 """The core model: parameters, energy, local fields, free energy and data codes.
 
-Parameters are the declared graph's own: one bias per node (``bias``, shape (n,)) and one
-weight per edge (``weight``, shape (m,), edges in ``model.edges`` order). The energy of a
-joint state ``s`` (values in each node's domain) is
+Parameters are the declared graph's own: one bias per node (``bias``, shape (n,)), one
+weight per edge (``weight``, shape (m,), edges in ``model.edges`` order) and, when some
+nodes have a quadratic self-term (Gaussian units, and multinary or finite units declared
+with ``precision=``), one log-precision per such node (``log_precision``, shape
+(n_quadratic,), nodes ``quadratic_index``). The energy of a joint state ``s`` (values in
+each node's domain) is
 
-    E(s) = - sum_{(i,j) in edges} W_ij s_i s_j - sum_i b_i s_i,     P(s) = exp(-E(s)) / Z.
+    E(s) = - sum_{(i,j) in edges} W_ij s_i s_j - sum_i b_i s_i + sum_i q_i s_i^2 / 2,
+    P(s) = exp(-E(s)) / Z,
+
+with ``q_i = exp(log_precision_i)`` at the quadratic nodes and 0 elsewhere (a density
+over Gaussian units' values). A precision declared as 0 (allowed for discrete units) is
+stored as :data:`MIN_PRECISION` (``log_precision = log 1e-6``): the energy then differs
+from no term by at most ``5e-7 s^2``, and learning can raise it, though a log-precision's
+gradient scales with the precision, so plain SGD moves it slowly from there (Adam's
+steps do not depend on the gradient's scale; or declare a positive start such as 1).
+Models without quadratic nodes have no ``log_precision`` (it is None) and compute
+exactly as before.
 
 Couplings are applied by structure: between two colour classes the weights form a block
 matrix ``W_pq`` (a zero-copy view of ``weight`` for complete bipartite pairs such as an
@@ -39,10 +52,12 @@ from .engines import Problem, get_engine
 from .errors import ArgumentError, DataError
 from .results import LogPartition
 
-__all__ = ["EnergyModel"]
+__all__ = ["MIN_PRECISION", "EnergyModel"]
 
 #: Elements per temporary when row batches are chunked (free energies, fields).
 ROW_CHUNK_ELEMENTS = 1 << 24
+#: The stored precision of a quadratic term declared with ``precision=0``.
+MIN_PRECISION = 1e-6
 
 
 class EnergyModel(nn.Module):
@@ -56,6 +71,9 @@ class EnergyModel(nn.Module):
     edges: edge name pairs, aligned with ``weight``; ``edge_array``: the same as node
         indices, an (m, 2) int64 array.
     bias: ``nn.Parameter`` (n,); weight: ``nn.Parameter`` (m,).
+    log_precision: ``nn.Parameter`` (n_quadratic,) of the nodes ``quadratic_index`` (the
+        nodes with a quadratic self-term ``q s^2 / 2``, ``q = exp(log_precision)``), or
+        None when no node has one.
     visible_init: learned state set by ``fit``: the biases of the independent-unit model
         of the training data's visible means (None before any fit); Gibbs chains and AIS
         base models start from it.
@@ -95,6 +113,15 @@ class EnergyModel(nn.Module):
         b0 = torch.where(torch.isnan(b0), torch.zeros_like(b0), b0)
         self.bias = nn.Parameter(b0.to(device=device, dtype=dtype))
         self.weight = nn.Parameter(w0.to(device=device, dtype=dtype))
+        prec = np.asarray(spec.init_precision, dtype=np.float64)
+        #: nodes with a quadratic self-term, in node order (``log_precision`` follows it)
+        self.quadratic_index = np.flatnonzero(~np.isnan(prec)).astype(np.int64)
+        if len(self.quadratic_index):
+            lp = np.log(np.maximum(prec[self.quadratic_index], MIN_PRECISION))
+            self.log_precision = nn.Parameter(torch.as_tensor(lp).to(device=device,
+                                                                      dtype=dtype))
+        else:
+            self.register_parameter("log_precision", None)
         self.register_buffer("edge_index",
                              torch.as_tensor(self.edge_array.T.copy()).to(device),
                              persistent=False)
@@ -120,6 +147,61 @@ class EnergyModel(nn.Module):
     @property
     def dtype(self) -> torch.dtype:
         return self.bias.dtype
+
+    @property
+    def has_quadratic(self) -> bool:
+        """Whether some node has a quadratic self-term (a ``log_precision``)."""
+        return self.log_precision is not None
+
+    def precisions(self, log_precision: torch.Tensor | None = None) -> torch.Tensor | None:
+        """``q`` (n,): ``exp(log_precision)`` at the quadratic nodes, 0 elsewhere
+        (differentiable), or None when no node has a quadratic term. ``log_precision``
+        replaces the model's parameter (e.g. a sample site of a prior).
+
+        >>> import pgm_boltz as pb
+        >>> m = pb.compile(pb.graphs.rbm(2, 1, domain="gaussian"), seed=0)
+        >>> m.precisions().tolist()
+        [1.0, 1.0, 0.0]
+        """
+        lp = self.log_precision if log_precision is None else log_precision
+        if lp is None:
+            return None
+        q = torch.zeros(self.n_nodes, dtype=lp.dtype, device=lp.device)
+        return q.index_put((self._quad_index(lp.device),), torch.exp(lp))
+
+    def _quad_index(self, device: torch.device) -> torch.Tensor:
+        key = ("quadratic", device)
+        if key not in self._index_cache:
+            self._index_cache[key] = torch.as_tensor(self.quadratic_index, device=device)
+        return self._index_cache[key]
+
+    def precisions_at(self, index: np.ndarray | torch.Tensor | str,
+                      q: torch.Tensor | None = None) -> torch.Tensor | None:
+        """``q`` of the nodes ``index`` (``"visible"``, ``"hidden"`` or indices), or None
+        when none of them has a quadratic term (so their conditionals use the closed
+        forms). ``q``: the full vector of :meth:`precisions` when the caller has it."""
+        if self.log_precision is None:
+            return None
+        if isinstance(index, str):
+            idx_np = self.visible_index if index == "visible" else self.hidden_index
+        else:
+            idx_np = np.asarray(index.cpu() if torch.is_tensor(index) else index,
+                                dtype=np.int64).reshape(-1)
+        if not np.isin(idx_np, self.quadratic_index).any():
+            return None
+        q = self.precisions() if q is None else q
+        return q[torch.as_tensor(idx_np, device=q.device)]
+
+    def quadratic_energy(self, x: torch.Tensor, q: torch.Tensor | None = None
+                         ) -> torch.Tensor:
+        """``sum_i q_i s_i^2 / 2`` of joint states ``x`` (..., n) (0 without quadratic
+        nodes)."""
+        if self.log_precision is None:
+            return torch.zeros(x.shape[:-1], dtype=self.dtype, device=x.device)
+        qi = self._quad_index(x.device)
+        qq = torch.exp(self.log_precision) if q is None else q[qi]
+        xq = x.to(self.dtype).index_select(-1, qi)
+        return 0.5 * (xq * xq * qq).sum(-1)
 
     @property
     def problem(self) -> Problem:
@@ -214,7 +296,8 @@ class EnergyModel(nn.Module):
         u, v = self.edge_index
         idx = torch.stack([torch.cat([u, v]), torch.cat([v, u])])
         vals = torch.cat([self.weight, self.weight])
-        return torch.sparse_coo_tensor(idx, vals, (self.n_nodes, self.n_nodes))
+        return torch.sparse_coo_tensor(idx, vals, (self.n_nodes, self.n_nodes),
+                                       check_invariants=False)  # indices built just above
 
     # ------------------------------------------------------------------ energies
     def _couple(self, x: torch.Tensor, targets: set[int] | None = None) -> torch.Tensor:
@@ -236,7 +319,8 @@ class EnergyModel(nn.Module):
         return f
 
     def energy(self, x: torch.Tensor) -> torch.Tensor:
-        """``E(s)`` for full joint states ``x`` (values, shape (..., n)).
+        """``E(s)`` for full joint states ``x`` (values, shape (..., n)), quadratic
+        self-terms included.
 
         >>> import torch, pgm_boltz as pb
         >>> m = pb.compile(pb.graphs.fully_connected(2, domain="spin"), seed=0)
@@ -245,6 +329,8 @@ class EnergyModel(nn.Module):
         """
         x = x.to(self.dtype)
         out = -(x * self.bias).sum(-1)
+        if self.log_precision is not None:
+            out = out + self.quadratic_energy(x)
         if not len(self.edge_array):
             return out
         if self.plan.storage == "sparse":
@@ -365,12 +451,18 @@ class EnergyModel(nn.Module):
     def _check_magnitude(self, what: str, bias: torch.Tensor, weight: torch.Tensor) -> None:
         """Refuse parameters whose log-weights could overflow float64 (the exact engines
         would return NaN or infinities). A state's log-weight is bounded by
-        ``B = sum_i |b_i| max|s_i| + sum_ij |W_ij| max|s_i| max|s_j|``; exact work is done
-        in float64 while ``B`` stays under 1e300, and refused (DataError) past it."""
+        ``B = sum_i |b_i| max|s_i| + sum_ij |W_ij| max|s_i| max|s_j|`` over the discrete
+        units (continuous units count as ``max|s| = 0``: their integrals are closed-form);
+        exact work is done in float64 while ``B`` stays under 1e300, and refused
+        (DataError) past it."""
         with torch.no_grad():
             if not hasattr(self, "_max_abs_value"):
+                # continuous units are integrated in closed form (their Gaussian
+                # integrals are finite whenever the precision is positive), so the bound
+                # covers the discrete units' terms only.
                 self._max_abs_value = torch.as_tensor(
-                    [max(abs(r) for r in d.value_range()) for d in self.spec.domains],
+                    [0.0 if not math.isfinite(max(abs(r) for r in d.value_range()))
+                     else max(abs(r) for r in d.value_range()) for d in self.spec.domains],
                     dtype=torch.float64)
             s = self._max_abs_value
             b = bias.detach().to("cpu", torch.float64).abs()
@@ -387,9 +479,15 @@ class EnergyModel(nn.Module):
                             "; non-finite or huge parameters usually come from a diverged "
                             "fit: rescale or retrain them")
 
-    def log_partition_of(self, bias: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-        """Exact ``log Z(b, w)`` for explicit parameter tensors (differentiable in both),
-        e.g. when the parameters are sample sites of a Pyro model.
+    def _quad_kw(self, q: torch.Tensor | None) -> dict:
+        """``{"quad": q}`` for models with quadratic terms (engines get ``quad`` only then)."""
+        return {} if q is None else {"quad": q}
+
+    def log_partition_of(self, bias: torch.Tensor, weight: torch.Tensor,
+                         log_precision: torch.Tensor | None = None) -> torch.Tensor:
+        """Exact ``log Z(b, w[, log_precision])`` for explicit parameter tensors
+        (differentiable in all), e.g. when the parameters are sample sites of a Pyro model;
+        ``log_precision`` defaults to the model's.
 
         >>> import pgm_boltz as pb
         >>> m = pb.compile(pb.graphs.rbm(2, 1), seed=0)
@@ -397,12 +495,18 @@ class EnergyModel(nn.Module):
         True
         """
         engine, cost = self._engine("exact log Z", bias, weight)
-        return engine.log_partition(cost, self._problem, bias, weight)
+        q = self.precisions(log_precision)
+        return engine.log_partition(cost, self._problem, bias, weight, **self._quad_kw(q))
 
     def exact_log_partition(self) -> torch.Tensor:
         """Exact ``log Z`` of the model's parameters: a differentiable scalar whose
-        gradient is the exact moments (``d/d b_i = <s_i>``, ``d/d W_ij = <s_i s_j>``)."""
+        gradient is the exact moments (``d/d b_i = <s_i>``, ``d/d W_ij = <s_i s_j>``,
+        ``d/d log q_i = -q_i <s_i^2> / 2``)."""
         return self.log_partition_of(self.bias, self.weight)
+
+    def _detached_quad(self) -> dict:
+        q = self.precisions()
+        return self._quad_kw(None if q is None else q.detach())
 
     def moments(self, all_pairs: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
         """Exact ``(<s_i>, <s_i s_j>)`` over all nodes (n,), (n, n); ``<s_i^2>`` on the
@@ -417,32 +521,14 @@ class EnergyModel(nn.Module):
         check_bool("all_pairs", all_pairs, where="moments")
         engine, cost = self._engine("exact moments")
         _, mean, second = engine.moments(cost, self._problem, self.bias.detach(),
-                                         self.weight.detach(), all_pairs=all_pairs)
-        second = second.copy()
-        diag = self._second_diagonal(engine, cost, mean)
-        second[np.arange(self.n_nodes), np.arange(self.n_nodes)] = diag
+                                         self.weight.detach(), all_pairs=all_pairs,
+                                         **self._detached_quad())
         t = lambda a: torch.as_tensor(a, dtype=self.dtype, device=self.device)
         return t(mean), t(second)
 
-    def _second_diagonal(self, engine, cost, mean: np.ndarray) -> np.ndarray:
-        """``<s_i^2>``: two-level units from their means, others from their marginals."""
-        diag = np.empty(self.n_nodes)
-        multi = []
-        for i, d in enumerate(self.spec.domains):
-            if d.levels == 2:
-                v0, v1 = d.values()
-                diag[i] = (v0 + v1) * mean[i] - v0 * v1  # s^2 = (v0 + v1) s - v0 v1
-            else:
-                multi.append(i)
-        if multi:
-            marg = engine.marginals(cost, self._problem, self.bias.detach(),
-                                    self.weight.detach(), multi)
-            for i, p in zip(multi, marg):
-                diag[i] = float((p * self.spec.domains[i].values() ** 2).sum())
-        return diag
-
     def marginals(self) -> dict[Hashable, np.ndarray]:
-        """Exact single-node marginals ``P(s_i = level k)`` for every node (level order).
+        """Exact single-node marginals ``P(s_i = level k)`` for every discrete node
+        (level order); continuous (Gaussian) nodes have none (see :meth:`moments`).
 
         >>> import pgm_boltz as pb
         >>> marg = pb.compile(pb.graphs.rbm(2, 1), seed=0).marginals()
@@ -450,15 +536,17 @@ class EnergyModel(nn.Module):
         1.0
         """
         engine, cost = self._engine("exact marginals")
-        marg = engine.marginals(cost, self._problem, self.bias.detach(), self.weight.detach())
-        return dict(zip(self.nodes, marg))
+        nodes = [i for i, d in enumerate(self.spec.domains) if d.discrete]
+        marg = engine.marginals(cost, self._problem, self.bias.detach(), self.weight.detach(),
+                                nodes, **self._detached_quad())
+        return {self.nodes[i]: p for i, p in zip(nodes, marg)}
 
     def exact_sample_values(self, n: int, generator: torch.Generator | None = None
                             ) -> torch.Tensor:
         """``n`` independent exact draws of every node (values, (n, n_nodes))."""
         engine, cost = self._engine("exact sampling")
         x = engine.sample(cost, self._problem, self.bias.detach(), self.weight.detach(), n,
-                          generator)
+                          generator, **self._detached_quad())
         return x.to(self.device, self.dtype)
 
     # ------------------------------------------------------------------ free energy
@@ -466,7 +554,9 @@ class EnergyModel(nn.Module):
         """``F(v) = -log sum_h exp(-E(v, h))`` for visible data ``v`` (codes), shape (N,).
 
         Hidden units whose neighbours are all visible are summed out in closed form,
-        ``F(v) = -b_v.v - sum_{visible edges} W v v - sum_j A_j(f_j(v))``; hidden units
+        ``F(v) = -b_v.v - sum_{visible edges} W v v + sum_v q_v v^2 / 2
+        - sum_j A_j(f_j(v); q_j)`` (Gaussian hidden units integrated:
+        ``A_j = f_j^2 / (2 q_j) + ½ log(2π / q_j)``); hidden units
         coupled among themselves are summed out by the plan's exact engine per row
         (``log Z`` of the hidden subgraph with biases ``b_h + W_hv v``). Differentiable.
 
@@ -493,15 +583,16 @@ class EnergyModel(nn.Module):
         if self.n_hidden == 0:
             return self.energy(x)
         f = self.fields(x, self.hidden_index)
+        q_h = self.precisions_at("hidden")
         if self._hidden_problem is None:
-            return self.energy(x) - self.hidden_domains.log_normalizer(f).sum(-1)
+            return self.energy(x) - self.hidden_domains.log_normalizer(f, q_h).sum(-1)
         hidden_cost = self.plan.hidden
         assert hidden_cost is not None
         hidden_cost.require("the free energy (its hidden units are coupled)")
         engine = get_engine(hidden_cost.engine)
         w_hh = self.weight[self._hidden_edge_ids()]
         return self.energy(x) - engine.log_partition(hidden_cost, self._hidden_problem, f,
-                                                     w_hh)
+                                                     w_hh, **self._quad_kw(q_h))
 
     def _hidden_edge_ids(self) -> torch.Tensor:
         key = ("hidden_edges", self.device)
@@ -516,9 +607,11 @@ class EnergyModel(nn.Module):
     def log_prob(self, v: Any, log_partition: Any = None) -> torch.Tensor:
         """``log P(v) = -F(v) - log Z`` for visible data (codes), hidden units summed out.
 
-        Exact by default (differentiable; gradient = data moments minus model moments).
-        Pass ``log_partition`` (a float, tensor or :class:`~pgm_boltz.LogPartition`
-        estimate) for models too large for exact log Z.
+        For Gaussian visible units this is a log-*density* in their values (with respect
+        to Lebesgue measure on those coordinates, counting measure on discrete ones), so
+        it may be positive. Exact by default (differentiable; gradient = data moments
+        minus model moments). Pass ``log_partition`` (a float, tensor or
+        :class:`~pgm_boltz.LogPartition` estimate) for models too large for exact log Z.
 
         >>> import pgm_boltz as pb
         >>> m = pb.compile(pb.graphs.rbm(2, 1), seed=0)
@@ -542,7 +635,8 @@ class EnergyModel(nn.Module):
 
     # ------------------------------------------------------------------ interop
     def to_networkx(self) -> nx.Graph:
-        """The declared graph with the learned values as ``weight``/``bias`` attributes.
+        """The declared graph with the learned values as ``weight``/``bias`` attributes
+        (and ``precision`` on nodes with a quadratic self-term).
 
         >>> import pgm_boltz as pb
         >>> G = pb.compile(pb.graphs.rbm(2, 1), seed=0).to_networkx()
@@ -556,6 +650,10 @@ class EnergyModel(nn.Module):
             G.nodes[node]["bias"] = val
         for (u, v), val in zip(self.edges, w):
             G.edges[u, v]["weight"] = val
+        if self.log_precision is not None:
+            prec = torch.exp(self.log_precision.detach().cpu().double()).tolist()
+            for i, val in zip(self.quadratic_index.tolist(), prec):
+                G.nodes[self.nodes[i]]["precision"] = val
         return G
 
 

@@ -6,8 +6,9 @@ hidden units summed out,
     P(v) = sum_h exp(-E(v, h)) / Z = exp(-F(v) - log Z),
 
 as one Pyro sample site with ``event_shape = (n_visible,)``. Values are the data *codes*
-(binary 0/1, spin -1/+1, multinary levels 0..K-1), columns in ``model.visible_nodes``
-order. Use it
+(binary 0/1, spin -1/+1, multinary levels 0..K-1, real values for Gaussian units),
+columns in ``model.visible_nodes`` order; with Gaussian visible units ``log_prob`` is a
+log-density and the support is real (per column for mixed models). Use it
 
 - as a likelihood: ``pyro.sample("x", model.to_pyro(), obs=data)`` inside a plate, with
   ``pyro.module("bm", model)`` so that SVI trains the model's parameters;
@@ -88,11 +89,13 @@ spin_vector = _SpinVector()
 
 
 class VisibleCodes(constraints.Constraint):
-    """Per-column codes of mixed domains (``event_dim = 1``, discrete).
+    """Per-column codes of mixed domains (``event_dim = 1``; discrete unless some column
+    is continuous).
 
-    Column ``i`` takes -1/+1 for a spin unit, 0/1 for a binary unit and the integers
-    ``0..K_i-1`` for a multinary unit with ``K_i`` levels; ``check`` is true where every
-    column of the last dimension holds one of its codes.
+    Column ``i`` takes -1/+1 for a spin unit, 0/1 for a binary unit, the integers
+    ``0..K_i-1`` for a multinary unit with ``K_i`` levels and any finite real number for a
+    Gaussian unit; ``check`` is true where every column of the last dimension holds one
+    of its codes.
 
     >>> import torch
     >>> from pgm_boltz.domains import BINARY, SPIN, multinary
@@ -107,6 +110,7 @@ class VisibleCodes(constraints.Constraint):
     def __init__(self, domains: Any) -> None:
         self._dv = domains if isinstance(domains, DomainVector) else DomainVector(domains)
         self.domains = self._dv.domains
+        self.is_discrete = self._dv.discrete
         super().__init__()
 
     def check(self, value: torch.Tensor) -> torch.Tensor:
@@ -125,8 +129,8 @@ def visible_support(domains: DomainVector) -> constraints.Constraint:
 
     All binary: ``independent(boolean, 1)`` ({0, 1}^n); all spin: :data:`spin_vector`
     ({-1, +1}^n); all multinary with the same K: ``independent(integer_interval(0, K-1),
-    1)``; otherwise a per-column :class:`VisibleCodes`. Every one has ``event_dim = 1``
-    and is discrete.
+    1)``; all Gaussian: ``real_vector``; otherwise a per-column :class:`VisibleCodes`
+    (continuous when some column is Gaussian). Every one has ``event_dim = 1``.
 
     >>> import pgm_boltz as pb
     >>> m = pb.compile(pb.graphs.rbm(3, 2, domain="spin"), seed=0)
@@ -141,7 +145,10 @@ def visible_support(domains: DomainVector) -> constraints.Constraint:
             return spin_vector
         if name == "binary":
             return constraints.independent(constraints.boolean, 1)
-        return constraints.independent(constraints.integer_interval(0, levels - 1), 1)
+        if name == "multinary":
+            return constraints.independent(constraints.integer_interval(0, levels - 1), 1)
+        if not domains.discrete and name == "gaussian":
+            return constraints.real_vector
     return VisibleCodes(doms)
 
 
@@ -216,7 +223,8 @@ class BoltzmannDistribution(TorchDistribution):
         :meth:`enumerate_support` lists (default ``model.plan.max_exact_states``).
     bias, weight: tensors used in place of ``model.bias`` / ``model.weight`` (shapes
         (n_nodes,), (n_edges,)), e.g. sample sites of a prior; see
-        :func:`boltzmann_with_params`.
+        :func:`boltzmann_with_params`. ``log_precision`` likewise replaces
+        ``model.log_precision`` (shape (n_quadratic,)) for models with quadratic terms.
 
     ``arg_constraints`` is empty: the parameters live in the model (an ``nn.Module``),
     not in the distribution, and are unconstrained reals.
@@ -242,7 +250,8 @@ class BoltzmannDistribution(TorchDistribution):
                  sampler: str = "auto", max_enumerate_states: int | None = None,
                  bias: torch.Tensor | None = None,
                  weight: torch.Tensor | None = None,
-                 sampler_options: dict | None = None) -> None:
+                 sampler_options: dict | None = None,
+                 log_precision: torch.Tensor | None = None) -> None:
         if not isinstance(model, EnergyModel):
             raise DataError(f"model must be a pgm_boltz.BoltzmannMachine (from pb.compile), "
                             f"got {type(model).__name__}")
@@ -264,28 +273,36 @@ class BoltzmannDistribution(TorchDistribution):
         self.max_enumerate_states = model.plan.max_exact_states \
             if max_enumerate_states is None else _positive_int("max_enumerate_states",
                                                                max_enumerate_states)
-        self._params = self._check_params(bias, weight)
+        self._params = self._check_params(bias, weight, log_precision)
         self._caller = _Call(model) if self._params is not None else None
         super().__init__(torch.Size(), torch.Size([model.n_visible]),
                          validate_args=validate_args)
 
     # ------------------------------------------------------------------ plumbing
-    def _check_params(self, bias: torch.Tensor | None, weight: torch.Tensor | None
+    def _check_params(self, bias: torch.Tensor | None, weight: torch.Tensor | None,
+                      log_precision: torch.Tensor | None = None
                       ) -> dict[str, torch.Tensor] | None:
-        if bias is None and weight is None:
+        if bias is None and weight is None and log_precision is None:
             return None
         m = self.model
+        if log_precision is not None and m.log_precision is None:
+            raise DataError("log_precision was given, but the model has no quadratic terms "
+                            "(no Gaussian units, no precision= declared)")
         out = {}
-        for name, t, size in (("bias", bias, m.n_nodes), ("weight", weight, len(m.edges))):
+        specs = [("bias", bias, m.n_nodes), ("weight", weight, len(m.edges))]
+        if m.log_precision is not None:
+            specs.append(("log_precision", log_precision, len(m.quadratic_index)))
+        for name, t, size in specs:
             if t is None:
                 t = getattr(m, name)
             if not torch.is_tensor(t):
                 raise DataError(f"{name} must be a tensor, got {type(t).__name__}")
             if tuple(t.shape) != (size,):
+                per = {"bias": "node", "weight": "edge"}.get(name, "quadratic node")
                 raise DataError(
                     f"{name} has shape {tuple(t.shape)}; expected ({size},) — one value per "
-                    f"{'node' if name == 'bias' else 'edge'} (batched parameters are not "
-                    "supported: score each parameter draw separately)")
+                    f"{per} (batched parameters are not supported: score each parameter "
+                    "draw separately)")
             out[f"model.{name}"] = t.to(device=m.device, dtype=m.dtype)
         return out
 
@@ -396,7 +413,8 @@ class BoltzmannDistribution(TorchDistribution):
         if self._params is None:
             return self.model.exact_log_partition()
         return self.model.log_partition_of(self._params["model.bias"],
-                                           self._params["model.weight"])
+                                           self._params["model.weight"],
+                                           self._params.get("model.log_precision"))
 
     def log_prob(self, value: torch.Tensor) -> torch.Tensor:
         """``log P(v) = -F(v) - log Z`` for codes ``v`` of shape ``(..., n_visible)``.
@@ -507,9 +525,10 @@ class BoltzmannDistribution(TorchDistribution):
 
     @property
     def has_enumerate_support(self) -> bool:  # type: ignore[override]
-        """Whether :meth:`enumerate_support` works: exact ``log Z`` is feasible and the
-        visible configurations number at most ``max_enumerate_states``."""
-        return (self.model.plan.exact_feasible
+        """Whether :meth:`enumerate_support` works: every visible unit is discrete, exact
+        ``log Z`` is feasible and the visible configurations number at most
+        ``max_enumerate_states``."""
+        return (self.model.visible_domains.discrete and self.model.plan.exact_feasible
                 and self.n_visible_states <= self.max_enumerate_states)
 
     def enumerate_support(self, expand: bool = True) -> torch.Tensor:
@@ -525,6 +544,13 @@ class BoltzmannDistribution(TorchDistribution):
         (torch.Size([8, 1, 3]), torch.Size([8, 4, 3]))
         """
         m = self.model
+        if not m.visible_domains.discrete:
+            node = next(m.visible_nodes[i] for i, d in enumerate(m.visible_domains.domains)
+                        if not d.discrete)
+            raise IntractableError(
+                f"enumerate_support lists every visible configuration, and visible node "
+                f"{node!r} is continuous (gaussian): its support cannot be enumerated; "
+                "sample it instead")
         if not self.has_enumerate_support:
             if not m.plan.exact_feasible:
                 raise IntractableError(
@@ -545,12 +571,22 @@ class BoltzmannDistribution(TorchDistribution):
     # ------------------------------------------------------------------ moments
     def _code_moments(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Mean and variance of every visible *code* from the exact marginals:
-        ``E[c] = sum_k c_k P(level k)``, ``Var[c] = sum_k c_k^2 P(level k) - E[c]^2``."""
+        ``E[c] = sum_k c_k P(level k)``, ``Var[c] = sum_k c_k^2 P(level k) - E[c]^2``
+        (Gaussian units: ``<s>`` and ``<s^2> - <s>^2`` from the exact moments)."""
         m = self.model
         m.plan.require_exact("the mean and variance")
         marg = self._run(lambda mod: mod.marginals())
+        cont = not m.visible_domains.discrete
+        if cont:
+            mean, second = self._run(lambda mod: mod.moments(all_pairs=False))
         mu, var = [], []
-        for node, d in zip(m.visible_nodes, m.visible_domains.domains):
+        for i, (node, d) in enumerate(zip(m.visible_nodes, m.visible_domains.domains)):
+            if not d.discrete:
+                j = int(m.visible_index[i])
+                e, e2 = float(mean[j]), float(second[j, j])
+                mu.append(e)
+                var.append(max(0.0, e2 - e * e))
+                continue
             p, c = marg[node], d.codes()
             e = float((p * c).sum())
             mu.append(e)
@@ -584,7 +620,7 @@ def boltzmann_with_params(model: EnergyModel, bias: torch.Tensor,
             pyro.sample("x", pb.pyro.boltzmann_with_params(model, b, w), obs=data)
 
     Sampling uses the given values too. ``kwargs`` are those of
-    :class:`BoltzmannDistribution`.
+    :class:`BoltzmannDistribution` (``log_precision=`` for models with quadratic terms).
 
     >>> import torch, pgm_boltz as pb
     >>> m = pb.compile(pb.graphs.fully_connected(2, domain="spin"), seed=0)

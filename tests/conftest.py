@@ -47,9 +47,14 @@ def all_joint_states(model) -> np.ndarray:
 
 
 def joint_log_weights(model, X: np.ndarray) -> np.ndarray:
-    """``-E(x)`` for joint values ``X`` (N, n), from the model's parameters in float64."""
+    """``-E(x)`` for joint values ``X`` (N, n), from the model's parameters in float64
+    (quadratic self-terms ``-q s^2 / 2`` included)."""
     b, w, e = _params(model)
     lw = X @ b
+    if getattr(model, "log_precision", None) is not None:
+        q = np.zeros(len(b))
+        q[model.quadratic_index] = np.exp(model.log_precision.detach().cpu().double().numpy())
+        lw = lw - 0.5 * (X * X) @ q
     if len(e):
         J = np.zeros((len(b), len(b)))
         np.add.at(J, (e[:, 0], e[:, 1]), w)  # upper triangle: each edge once
@@ -137,6 +142,7 @@ def random_graph(
     scale: float = 1.0,
     hidden: bool = True,
     max_states: int = 1 << 14,
+    precision: float = 0.0,
 ) -> nx.Graph:
     """A random declared Boltzmann machine: mixed roles and domains, random parameters.
 
@@ -147,6 +153,9 @@ def random_graph(
     ``_FINITE_POOL``), an Erdos-Renyi edge set (edge
     probability ``p_edge``, random when None), biases and weights ~ N(0, scale^2).
     The joint state count is kept under ``max_states`` (nodes are dropped otherwise).
+    With ``precision > 0`` each multinary or finite node declares, with that
+    probability, a quadratic self-term of precision ~ U(0, 4) (no extra draws otherwise,
+    so the default graphs are unchanged).
     """
     if isinstance(draw_or_rng, np.random.Generator):
         rng = draw_or_rng
@@ -173,6 +182,9 @@ def random_graph(
         if kinds[i] == "finite":
             attrs["values"] = [float(v) for v in
                                rng.choice(_FINITE_POOL, size=levels[i], replace=False)]
+        if precision > 0 and kinds[i] in ("multinary", "finite") and \
+                rng.random() < precision:
+            attrs["precision"] = float(rng.uniform(0.0, 4.0))
         G.add_node(f"n{i}", **attrs)
     for i in range(n):
         for j in range(i + 1, n):

@@ -2,8 +2,10 @@
 
 The checks: undirected, no multi-edges, no self-loops, at least one node and one visible
 node, every node with a known ``role`` and a registered ``domain`` (its attributes
-checked by the domain), finite numeric ``bias`` and ``weight``. The declared graph is
-copied, never changed.
+checked by the domain), a valid ``precision`` where one is declared (the initial
+precision of a quadratic self-term: multinary, finite and Gaussian units), finite
+numeric ``bias`` and ``weight``, and no edge between two continuous (Gaussian) units.
+The declared graph is copied, never changed.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from dataclasses import dataclass
 import networkx as nx
 import numpy as np
 
-from ..domains import Domain, parse_domain
+from ..domains import Domain, parse_domain, parse_precision
 from ..errors import GraphError
 
 __all__ = ["Spec", "validate"]
@@ -27,7 +29,9 @@ class Spec:
     """What a graph declares, in the canonical order the model uses.
 
     ``nodes`` keeps the graph's node order; ``edges`` are index pairs ``(i, j)`` ordered
-    so that the edges between two Gibbs blocks form row-major runs.
+    so that the edges between two Gibbs blocks form row-major runs. ``init_precision``
+    holds each node's initial precision of its quadratic self-term ``q s^2 / 2`` (NaN for
+    nodes without the term).
     """
 
     nodes: list[Hashable]
@@ -37,6 +41,11 @@ class Spec:
     init_bias: np.ndarray  # (n,) float64, NaN where not declared
     init_weight: np.ndarray  # (m,) float64, NaN where not declared
     graph: nx.Graph  # a copy of the declared graph (attributes as given)
+    init_precision: np.ndarray | None = None  # (n,) float64, NaN where no quadratic term
+
+    def __post_init__(self) -> None:
+        if self.init_precision is None:
+            self.init_precision = np.full(len(self.nodes), np.nan)
 
     @property
     def visible(self) -> list[int]:
@@ -85,6 +94,7 @@ def validate(G: object) -> Spec:
     index = {n: i for i, n in enumerate(nodes)}
     roles, domains = [], []
     bias = np.full(len(nodes), np.nan)
+    precision = np.full(len(nodes), np.nan)
     for i, n in enumerate(nodes):
         attrs = G.nodes[n]
         role = attrs.get("role")
@@ -94,7 +104,11 @@ def validate(G: object) -> Spec:
         if role not in ("visible", "hidden"):
             raise GraphError(f"node {n!r} has unknown role {role!r}; use 'visible' or "
                              "'hidden'")
-        domains.append(parse_domain(attrs, n))
+        dom = parse_domain(attrs, n)
+        p = parse_precision(dom, attrs, n)
+        if p is not None:
+            precision[i] = p
+        domains.append(dom)
         roles.append(role)
         if attrs.get("bias") is not None:
             bias[i] = _finite_number(attrs["bias"], f"bias of node {n!r}")
@@ -104,12 +118,18 @@ def validate(G: object) -> Spec:
     edges, weights = [], []
     for u, v, w in G.edges(data="weight"):
         i, j = index[u], index[v]
+        if not domains[i].discrete and not domains[j].discrete:
+            raise GraphError(
+                f"edge ({u!r}, {v!r}) joins two continuous units ({domains[i].describe()} "
+                f"and {domains[j].describe()}); their joint law need not be normalisable "
+                "and is not supported: couple continuous units only to discrete ones (e.g. "
+                "a Gaussian-Bernoulli RBM)")
         edges.append((min(i, j), max(i, j)))
         weights.append(np.nan if w is None else
                        _finite_number(w, f"weight of edge ({u!r}, {v!r})"))
     e = np.array(edges, dtype=np.int64).reshape(-1, 2)
     return Spec(nodes, roles, domains, e, bias, np.array(weights, dtype=np.float64),
-                _copy_graph(G))
+                _copy_graph(G), precision)
 
 
 def _copy_graph(G: nx.Graph) -> nx.Graph:

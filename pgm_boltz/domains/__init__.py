@@ -1,8 +1,10 @@
 """Unit domains: the values a unit takes and their maths (see :mod:`.base` for the seam).
 
 Built in: ``binary`` {0,1}, ``spin`` {-1,+1}, ``multinary`` (K equally spaced levels
-in [0, 1]) in :mod:`.discrete`, and ``finite`` (any K distinct real values) in
-:mod:`.finite`. :func:`register_domain` adds more.
+in [0, 1]) in :mod:`.discrete`, ``finite`` (any K distinct real values) in
+:mod:`.finite`, and ``gaussian`` (real values with a learned precision) in
+:mod:`.gaussian`. Multinary and finite units may declare a quadratic self-term
+(``precision=``). :func:`register_domain` adds more.
 
 >>> from pgm_boltz.domains import BINARY, SPIN, multinary
 >>> [BINARY.describe(), SPIN.describe(), multinary(4).describe()]
@@ -11,6 +13,7 @@ in [0, 1]) in :mod:`.discrete`, and ``finite`` (any K distinct real values) in
 
 from .base import (
     ARITH,
+    GAUSS,
     TABLE,
     Domain,
     DomainVector,
@@ -18,6 +21,7 @@ from .base import (
     KernelSpec,
     domain_names,
     parse_domain,
+    parse_precision,
     register_domain,
 )
 from .discrete import (
@@ -31,10 +35,13 @@ from .discrete import (
     multinary,
 )
 from .finite import FiniteDomain, FiniteFamily
+from .gaussian import GAUSSIAN, GaussianDomain, GaussianFamily
 
 __all__ = [
     "ARITH",
     "BINARY",
+    "GAUSS",
+    "GAUSSIAN",
     "SPIN",
     "TABLE",
     "ArithDomain",
@@ -44,6 +51,8 @@ __all__ = [
     "Family",
     "FiniteDomain",
     "FiniteFamily",
+    "GaussianDomain",
+    "GaussianFamily",
     "KernelSpec",
     "domain_names",
     "geometric_log_normalizer",
@@ -51,5 +60,6 @@ __all__ = [
     "geometric_sample",
     "multinary",
     "parse_domain",
+    "parse_precision",
     "register_domain",
 ]

@@ -1,10 +1,18 @@
 """The domain seam: what a unit's values are, and the maths every engine asks of them.
 
-A **domain** is the set of values ``s`` a unit takes with, for a local field ``f``, the
-conditional law ``P(s | f) ∝ w(s) exp(f s)`` (``w`` = 1 for plain discrete domains) and
-its log-normaliser ``A(f) = log sum_s w(s) exp(f s)``, whose derivative is the
-conditional mean ``E[s | f]``. Data use *codes* (e.g. spins ±1, levels 0..K-1) that a
-domain maps to values and back.
+A **domain** is the set of values ``s`` a unit takes with, for a local field ``f`` and
+a quadratic self-term ``q`` (the unit's *precision*, 0 for units without one), the
+conditional law ``P(s | f, q) ∝ w(s) exp(f s - q s^2 / 2)`` (``w`` = 1 for plain discrete
+domains; a density for continuous domains such as ``gaussian``) and its log-normaliser
+``A(f; q) = log sum_s w(s) exp(f s - q s^2 / 2)`` (an integral for continuous domains),
+whose derivative in ``f`` is the conditional mean ``E[s | f, q]`` and in ``q`` is
+``-E[s^2 | f, q] / 2``. Data use *codes* (e.g. spins ±1, levels 0..K-1, real values for
+Gaussian units) that a domain maps to values and back.
+
+Every conditional method takes ``q`` as an optional argument that broadcasts like ``f``
+(``None``: no quadratic term). Units declared with ``precision=`` (multinary and finite
+units, optionally; Gaussian units always) carry the term; :func:`parse_precision` reads
+and checks the declaration.
 
 Two pieces make a domain:
 
@@ -21,8 +29,10 @@ its own units, so models may mix domains freely.
 The numba kernels (exact enumeration, Gibbs sweeps) read domains through
 :class:`KernelSpec` arrays and one numba copy of the maths in
 :mod:`pgm_boltz.domains.kernels`: arithmetic-progression domains (closed forms) and
-value tables (any finite set of values with optional per-level log-weights). A new
-discrete domain that fits a value table needs no kernel change.
+value tables (any finite set of values with optional per-level log-weights) and
+Gaussian units (closed forms). A new discrete domain that fits a value table needs no
+kernel change; units with a quadratic term are given to kernels as value tables with the
+log-weights ``-q v_k^2 / 2`` (:meth:`DomainVector.kernel_arrays`).
 
 Registering a domain from outside the package:
 
@@ -46,6 +56,7 @@ Registering a domain from outside the package:
 from __future__ import annotations
 
 import math
+import numbers
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -58,6 +69,7 @@ from ..errors import GraphError, IntractableError
 
 __all__ = [
     "ARITH",
+    "GAUSS",
     "TABLE",
     "Domain",
     "DomainVector",
@@ -65,6 +77,7 @@ __all__ = [
     "KernelSpec",
     "domain_names",
     "parse_domain",
+    "parse_precision",
     "register_domain",
 ]
 
@@ -72,13 +85,17 @@ __all__ = [
 ARITH = 0
 #: numba kind of a domain given by a table of values and per-level log-weights
 TABLE = 1
+#: numba kind of a Gaussian unit (closed forms; its ``step`` array entry holds the
+#: precision ``q``)
+GAUSS = 2
 
 
 @dataclass(frozen=True)
 class KernelSpec:
-    """How numba kernels see one unit: ``kind`` (:data:`ARITH` or :data:`TABLE`), the
-    progression ``lo``, ``step`` (ARITH), and the level table ``values`` with per-level
-    log-weights ``log_weights`` (both length K, used by every kind for enumeration)."""
+    """How numba kernels see one unit: ``kind`` (:data:`ARITH`, :data:`TABLE` or
+    :data:`GAUSS`), the progression ``lo``, ``step`` (ARITH), and the level table
+    ``values`` with per-level log-weights ``log_weights`` (both length K, used by every
+    discrete kind for enumeration; one dummy level for GAUSS)."""
 
     kind: int
     lo: float
@@ -96,9 +113,20 @@ class Domain(ABC):
     name: str
     #: the :class:`Family` subclass holding the vectorised maths
     family: ClassVar[type[Family]]
-    #: whether the unit takes finitely many values (engines that enumerate need this)
+    #: whether the unit takes finitely many values (engines that enumerate need this;
+    #: continuous units have ``levels == 1`` by convention and no value table)
     discrete: ClassVar[bool] = True
+    #: the precision a unit of this domain gets when its node declares none: ``None``
+    #: (no quadratic term unless declared) or a number (the term is always present)
+    default_precision: ClassVar[float | None] = None
     levels: int
+
+    @property
+    def precision_allowed(self) -> bool:
+        """Whether a node of this domain may declare ``precision=`` (a learned quadratic
+        self-term ``q s^2 / 2``); binary and spin units may not (``s^2`` is linear or
+        constant there)."""
+        return self.default_precision is not None
 
     @abstractmethod
     def values(self) -> np.ndarray:
@@ -140,31 +168,37 @@ class Domain(ABC):
         return math.log(self.levels)
 
     def value_range(self) -> tuple[float, float]:
-        """The smallest and largest value (without listing them where a closed form
-        exists)."""
+        """The smallest and largest value (``(-inf, inf)`` for continuous units; without
+        listing the values where a closed form exists)."""
+        if not self.discrete:
+            return (-math.inf, math.inf)
         v = self.values()
         return float(v.min()), float(v.max())
 
 
 class Family(ABC):
     """Vectorised maths of the units of one domain family, for fields ``f`` of shape
-    (..., n) whose last axis runs over ``domains`` (all of this family)."""
+    (..., n) whose last axis runs over ``domains`` (all of this family), and optional
+    precisions ``q`` broadcasting like ``f`` (``None``: no quadratic term)."""
 
     def __init__(self, domains: Sequence[Domain]) -> None:
         self.domains = list(domains)
         self.n = len(self.domains)
 
     @abstractmethod
-    def log_normalizer(self, f: torch.Tensor) -> torch.Tensor:
-        """``A_i(f_i) = log sum_s w_i(s) exp(f_i s)`` elementwise (differentiable)."""
+    def log_normalizer(self, f: torch.Tensor, q: torch.Tensor | None = None
+                       ) -> torch.Tensor:
+        """``A_i(f_i; q_i) = log sum_s w_i(s) exp(f_i s - q_i s^2 / 2)`` elementwise
+        (differentiable in ``f`` and ``q``)."""
 
     @abstractmethod
-    def mean(self, f: torch.Tensor) -> torch.Tensor:
-        """``E[s_i | f_i]`` elementwise."""
+    def mean(self, f: torch.Tensor, q: torch.Tensor | None = None) -> torch.Tensor:
+        """``E[s_i | f_i, q_i]`` elementwise."""
 
     @abstractmethod
-    def sample(self, f: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
-        """A draw of each ``s_i`` from ``P(s_i | f_i)`` (values)."""
+    def sample(self, f: torch.Tensor, generator: torch.Generator | None = None,
+               q: torch.Tensor | None = None) -> torch.Tensor:
+        """A draw of each ``s_i`` from ``P(s_i | f_i, q_i)`` (values)."""
 
     @abstractmethod
     def encode(self, codes: torch.Tensor) -> torch.Tensor:
@@ -178,26 +212,32 @@ class Family(ABC):
     def invalid_codes(self, codes: Any) -> Any:
         """Boolean mask of codes outside the domains (numpy in, numpy out; torch likewise)."""
 
-    def bias_for_mean(self, means: torch.Tensor) -> torch.Tensor:
-        """Fields ``f`` with ``E[s_i | f_i] = m_i`` (``means`` strictly inside the value
-        range), by bisection on the increasing conditional mean; families with a closed
-        form override it."""
-        span = torch.as_tensor([d.value_range()[1] - d.value_range()[0]
-                                for d in self.domains],
-                               dtype=means.dtype, device=means.device)
-        a = -60.0 / span + torch.zeros_like(means)
-        b = 60.0 / span + torch.zeros_like(means)
-        for _ in range(80):
+    def bias_for_mean(self, means: torch.Tensor, q: torch.Tensor | None = None
+                      ) -> torch.Tensor:
+        """Fields ``f`` with ``E[s_i | f_i, q_i] = m_i`` (``means`` strictly inside the
+        value range), by bisection on the increasing conditional mean; families with a
+        closed form override it."""
+        ranges = [d.value_range() for d in self.domains]
+        span = torch.as_tensor([hi - lo for lo, hi in ranges], dtype=means.dtype,
+                               device=means.device)
+        reach = 60.0 / span + torch.zeros_like(means)
+        if q is not None:  # the quadratic term pulls towards 0: widen by q max|v|
+            vmax = torch.as_tensor([max(abs(lo), abs(hi)) for lo, hi in ranges],
+                                   dtype=means.dtype, device=means.device)
+            reach = reach + q.abs() * vmax
+        a, b = -reach, reach.clone()
+        for _ in range(100):
             mid = (a + b) / 2
-            below = self.mean(mid) < means
+            below = self.mean(mid, q) < means
             a = torch.where(below, mid, a)
             b = torch.where(below, b, mid)
         return (a + b) / 2
 
-    def second_moment(self, f: torch.Tensor) -> torch.Tensor:
-        """``E[s_i^2 | f_i]`` elementwise (by default from the value table)."""
+    def second_moment(self, f: torch.Tensor, q: torch.Tensor | None = None
+                      ) -> torch.Tensor:
+        """``E[s_i^2 | f_i, q_i]`` elementwise (by default from the value table)."""
         vals = _value_table(self.domains, f)
-        logp = _table_log_probs(f, vals, self.domains)
+        logp = _table_log_probs(f, vals, self.domains, _quad_log_weights(vals, q))
         return (logp.exp() * torch.nan_to_num(vals) ** 2).sum(-1)
 
 
@@ -247,6 +287,36 @@ def parse_domain(attrs: Mapping, node: Any) -> Domain:
     return factory(attrs, node)
 
 
+def parse_precision(domain: Domain, attrs: Mapping, node: Any) -> float | None:
+    """The initial precision ``q`` of a node's quadratic self-term ``q s^2 / 2``, or None
+    when it has none: the node's ``precision`` attribute (``>= 0`` for discrete domains,
+    ``> 0`` for continuous ones), else the domain's ``default_precision`` (1 for Gaussian
+    units, None otherwise). GraphError names the node for a bad value or a domain that
+    takes no precision (binary, spin).
+
+    >>> from pgm_boltz.domains import multinary
+    >>> parse_precision(multinary(5), {"precision": 2}, "x"), parse_precision(
+    ...     multinary(5), {}, "x")
+    (2.0, None)
+    """
+    value = attrs.get("precision")
+    if value is None:
+        return domain.default_precision
+    if not domain.precision_allowed:
+        raise GraphError(f"node {node!r} has precision={value!r} but domain "
+                         f"{domain.describe()}, which takes no quadratic term; precision "
+                         "applies to multinary, finite and gaussian units")
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or \
+            not math.isfinite(float(value)):
+        raise GraphError(f"node {node!r} has precision={value!r}; it must be a finite real "
+                         "number")
+    value = float(value)
+    if value < 0 or (value == 0 and not domain.discrete):
+        need = ">= 0" if domain.discrete else "> 0 (a Gaussian unit's variance is 1/precision)"
+        raise GraphError(f"node {node!r} has precision={value!r}; it must be {need}")
+    return value
+
+
 # ----------------------------------------------------------------------------------------
 # value tables (shared by the table family and the default second moment)
 # ----------------------------------------------------------------------------------------
@@ -261,19 +331,92 @@ def _value_table(domains: Sequence[Domain], like: torch.Tensor) -> torch.Tensor:
     return torch.as_tensor(tab, dtype=like.dtype, device=like.device)
 
 
+def _quad_log_weights(vals: torch.Tensor, q: torch.Tensor | None) -> torch.Tensor | None:
+    """Per-level log-weights ``-q_i v_k^2 / 2`` (..., n, Kmax) of a value table (n, Kmax)
+    (None without ``q``)."""
+    if q is None:
+        return None
+    return -0.5 * torch.as_tensor(q, dtype=vals.dtype, device=vals.device).unsqueeze(-1) \
+        * torch.nan_to_num(vals) ** 2
+
+
+def _table_logits(f: torch.Tensor, vals: torch.Tensor, logw: torch.Tensor | None = None
+                  ) -> torch.Tensor:
+    """``f_i v_k + c_ik`` (..., n, Kmax), -inf on padding (NaN entries of ``vals``)."""
+    lw = f.unsqueeze(-1) * torch.nan_to_num(vals)
+    if logw is not None:
+        lw = lw + logw
+    return lw.masked_fill(torch.isnan(vals), -math.inf)
+
+
 def _table_log_probs(f: torch.Tensor, vals: torch.Tensor,
                      domains: Sequence[Domain], logw: torch.Tensor | None = None
                      ) -> torch.Tensor:
     """``log P(s_i = level k | f_i)`` (..., n, Kmax), -inf on padding."""
-    lw = f.unsqueeze(-1) * torch.nan_to_num(vals)
-    if logw is not None:
-        lw = lw + logw
-    lw = lw.masked_fill(torch.isnan(vals), -math.inf)
+    lw = _table_logits(f, vals, logw)
     return lw - torch.logsumexp(lw, -1, keepdim=True)
+
+
+def table_sample(logits: torch.Tensor, vals: torch.Tensor, levels: torch.Tensor,
+                 generator: torch.Generator | None) -> torch.Tensor:
+    """Inverse-CDF draws from ``softmax(logits)`` over each unit's levels (one uniform per
+    unit): ``logits`` (..., n, Kmax) with -inf padding, ``vals`` (n, Kmax) the values,
+    ``levels`` (n,) the level counts. Returns values (...,  n)."""
+    cdf = torch.softmax(logits, -1).cumsum(-1)
+    shape = logits.shape[:-1]
+    u = torch.rand(shape, dtype=logits.dtype, device=logits.device, generator=generator)
+    k = (cdf < u.unsqueeze(-1)).sum(-1, keepdim=True)
+    top = (levels.to(logits.device).long() - 1).expand(shape).unsqueeze(-1)
+    k = torch.minimum(k, top)
+    V = torch.nan_to_num(vals).expand((*shape, vals.shape[-1]))
+    return torch.gather(V, -1, k).squeeze(-1)
+
+
+class TableMaths:
+    """The value-table route of a family's units with a quadratic term: conditionals
+    ``softmax_k(f_i v_ik - q_i v_ik^2 / 2)`` over each unit's levels (at most a few
+    hundred), with the table built once per dtype and device."""
+
+    def __init__(self, domains: Sequence[Domain]) -> None:
+        self.domains = list(domains)
+        kmax = max((d.levels for d in self.domains), default=1)
+        tab = np.full((len(self.domains), kmax), np.nan)
+        for i, d in enumerate(self.domains):
+            tab[i, :d.levels] = d.values()
+        self._tab = tab
+        self._K = np.array([d.levels for d in self.domains], dtype=np.int64)
+        self._cache: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = {}
+
+    def table(self, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(values with NaN padding, level counts) in ``like``'s dtype and device."""
+        dt = like.dtype if like.is_floating_point() else torch.float64
+        key = (dt, like.device)
+        if key not in self._cache:
+            self._cache[key] = (torch.as_tensor(self._tab, dtype=dt, device=like.device),
+                                torch.as_tensor(self._K, device=like.device))
+        return self._cache[key]
+
+    def logits(self, f: torch.Tensor, q: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        vals, _ = self.table(f)
+        return _table_logits(f, vals, _quad_log_weights(vals, q)), vals
+
+    def log_normalizer(self, f: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
+        return torch.logsumexp(self.logits(f, q)[0], -1)
+
+    def moment(self, f: torch.Tensor, q: torch.Tensor, power: int) -> torch.Tensor:
+        lg, vals = self.logits(f, q)
+        return (torch.softmax(lg, -1) * torch.nan_to_num(vals) ** power).sum(-1)
+
+    def sample(self, f: torch.Tensor, q: torch.Tensor, generator: torch.Generator | None
+               ) -> torch.Tensor:
+        lg, vals = self.logits(f, q)
+        return table_sample(lg, vals, self.table(f)[1], generator)
 
 
 #: entries of a value table at most (kernels' V and LW arrays)
 _TABLE_LIMIT = 1 << 26
+#: progressions with more levels than this get no table row unless one is asked for
+_FILL_LEVELS = 1 << 16
 
 
 def _is_arith(d: Domain) -> bool:
@@ -285,7 +428,7 @@ def _is_arith(d: Domain) -> bool:
 
 
 def _arith_spec(d: Domain) -> KernelSpec:
-    """The ARITH spec of a progression unit without its value list."""
+    """The spec of a unit without its value list where it is a progression."""
     if hasattr(d, "lo") and hasattr(d, "step"):
         return KernelSpec(ARITH, float(d.lo), float(d.step), (), ())  # type: ignore[attr-defined]
     return d.kernel_spec()
@@ -300,14 +443,15 @@ class DomainVector:
     """The domains of an ordered set of units, for vectorised conditionals.
 
     Units are grouped by family; each family computes on its own units, so a field
-    tensor ``f`` of shape (..., n) gives
+    tensor ``f`` of shape (..., n) and optional precisions ``q`` (broadcasting like
+    ``f``; None for no quadratic term) give
 
-    - ``log_normalizer(f)``: ``A_i(f_i)``,
-    - ``mean(f)``: ``E[s_i | f_i]``,
-    - ``sample(f, generator)``: a draw of each ``s_i`` (values),
+    - ``log_normalizer(f, q)``: ``A_i(f_i; q_i)``,
+    - ``mean(f, q)``: ``E[s_i | f_i, q_i]``, ``second_moment(f, q)``: ``E[s_i^2 | ...]``,
+    - ``sample(f, generator, q)``: a draw of each ``s_i`` (values),
     - ``encode`` / ``decode``: codes ↔ values, ``invalid_codes``: a mask of bad codes,
-    - ``bias_for_mean(m)``: fields whose conditional means are ``m``,
-    - ``kernel_arrays()``: the per-unit arrays numba kernels take.
+    - ``bias_for_mean(m, q=q)``: fields whose conditional means are ``m``,
+    - ``kernel_arrays(q)``: the per-unit arrays numba kernels take.
 
     >>> import torch
     >>> from pgm_boltz.domains import DomainVector, BINARY, SPIN
@@ -346,30 +490,37 @@ class DomainVector:
                 torch.as_tensor(self._inverse, device=device))
         return self._index_cache[device]
 
-    def _map(self, fn: str, x: torch.Tensor, *args: Any) -> torch.Tensor:
+    def _map(self, fn: str, x: torch.Tensor, *args: Any, q: torch.Tensor | None = None
+             ) -> torch.Tensor:
+        if q is not None and not torch.is_tensor(q):
+            q = torch.as_tensor(q, dtype=x.dtype, device=x.device)
+        kw = {} if q is None else {"q": q}
         if self._single is not None:
-            return getattr(self._single, fn)(x, *args)
+            return getattr(self._single, fn)(x, *args, **kw)
         idxs, inverse = self._idx(x.device)
-        parts = [getattr(fam, fn)(x.index_select(-1, idx), *args)
-                 for (fam, _), idx in zip(self._groups, idxs)]
+        parts = []
+        for (fam, _), idx in zip(self._groups, idxs):
+            kw_g = kw if q is None else {"q": q.index_select(-1, idx.to(q.device))}
+            parts.append(getattr(fam, fn)(x.index_select(-1, idx), *args, **kw_g))
         return torch.cat(parts, -1).index_select(-1, inverse)
 
-    def log_normalizer(self, f: torch.Tensor) -> torch.Tensor:
-        """``A_i(f_i) = log sum_s w_i(s) exp(f_i s)`` elementwise over the last axis."""
-        return self._map("log_normalizer", f)
+    def log_normalizer(self, f: torch.Tensor, q: torch.Tensor | None = None) -> torch.Tensor:
+        """``A_i(f_i; q_i) = log sum_s w_i(s) exp(f_i s - q_i s^2 / 2)`` elementwise over
+        the last axis (``q`` broadcasts like ``f``; None: no quadratic term)."""
+        return self._map("log_normalizer", f, q=q)
 
-    def mean(self, f: torch.Tensor) -> torch.Tensor:
-        """``E[s_i | f_i]`` elementwise over the last axis."""
-        return self._map("mean", f)
+    def mean(self, f: torch.Tensor, q: torch.Tensor | None = None) -> torch.Tensor:
+        """``E[s_i | f_i, q_i]`` elementwise over the last axis."""
+        return self._map("mean", f, q=q)
 
-    def second_moment(self, f: torch.Tensor) -> torch.Tensor:
-        """``E[s_i^2 | f_i]`` elementwise over the last axis."""
-        return self._map("second_moment", f)
+    def second_moment(self, f: torch.Tensor, q: torch.Tensor | None = None) -> torch.Tensor:
+        """``E[s_i^2 | f_i, q_i]`` elementwise over the last axis."""
+        return self._map("second_moment", f, q=q)
 
-    def sample(self, f: torch.Tensor, generator: torch.Generator | None = None
-               ) -> torch.Tensor:
-        """A draw of each ``s_i`` from ``P(s_i | f_i)`` (values, not codes)."""
-        return self._map("sample", f, generator)
+    def sample(self, f: torch.Tensor, generator: torch.Generator | None = None,
+               q: torch.Tensor | None = None) -> torch.Tensor:
+        """A draw of each ``s_i`` from ``P(s_i | f_i, q_i)`` (values, not codes)."""
+        return self._map("sample", f, generator, q=q)
 
     def encode(self, codes: torch.Tensor) -> torch.Tensor:
         """Data codes to values."""
@@ -379,10 +530,12 @@ class DomainVector:
         """Values to data codes (the inverse of :meth:`encode`), at exact levels."""
         return self._map("decode", values)
 
-    def bias_for_mean(self, means: torch.Tensor, clip: float = 1e-3) -> torch.Tensor:
-        """Fields whose conditional means are ``means``: the biases of the independent-unit
-        model with those means. Means are first clipped ``clip`` (a fraction of each
-        unit's value range) away from the ends, so the fields stay finite.
+    def bias_for_mean(self, means: torch.Tensor, clip: float = 1e-3,
+                      q: torch.Tensor | None = None) -> torch.Tensor:
+        """Fields whose conditional means (with precisions ``q``) are ``means``: the biases
+        of the independent-unit model with those means. Means of discrete units are first
+        clipped ``clip`` (a fraction of each unit's value range) away from the ends, so
+        the fields stay finite; continuous units are not clipped.
 
         >>> import torch
         >>> from pgm_boltz.domains import DomainVector, BINARY, SPIN
@@ -395,9 +548,16 @@ class DomainVector:
                               np.array([r[1] for r in ranges]))
         lo = torch.as_tensor(self._range_np[0], dtype=means.dtype, device=means.device)
         hi = torch.as_tensor(self._range_np[1], dtype=means.dtype, device=means.device)
-        span = hi - lo
-        m = torch.minimum(torch.maximum(means, lo + clip * span), hi - clip * span)
-        return self._map("bias_for_mean", m)
+        finite = torch.isfinite(lo)
+        if bool(finite.all()):
+            span = hi - lo
+            m = torch.minimum(torch.maximum(means, lo + clip * span), hi - clip * span)
+        else:
+            lo_f, hi_f = torch.where(finite, lo, 0.0), torch.where(finite, hi, 0.0)
+            span = hi_f - lo_f
+            m = torch.where(finite, torch.minimum(torch.maximum(means, lo_f + clip * span),
+                                                  hi_f - clip * span), means)
+        return self._map("bias_for_mean", m, q=q)
 
     def invalid_codes(self, codes: np.ndarray | torch.Tensor) -> np.ndarray | torch.Tensor:
         """Boolean mask (same shape as ``codes``, last axis = units) of codes outside the
@@ -420,45 +580,67 @@ class DomainVector:
             out_np[..., idx] = fam.invalid_codes(arr[..., idx])
         return out_np
 
-    def kernel_arrays(self, rows: Sequence[int] | np.ndarray | None = None
+    def kernel_arrays(self, q: np.ndarray | None = None,
+                      rows: Sequence[int] | np.ndarray | None = None
                       ) -> tuple[np.ndarray, ...]:
         """``(kind, lo, step, K, V, LW)`` for numba kernels: int64 kinds, float64
         progressions, int64 level counts, and (n, Kmax) float64 value and log-weight
         tables (fresh arrays; padding 0 and -inf).
 
-        The tables are filled for the units in ``rows`` (default: all) and for every
-        value-table unit; arithmetic-progression units outside ``rows`` need none (their
-        kernels use closed forms), so a unit with a billion levels costs nothing there.
-        Tables over ``2**26`` entries are refused (IntractableError)."""
+        With precisions ``q`` (n,): discrete units with ``q_i != 0`` become value tables
+        (kind :data:`TABLE`, their ``lo``/``step`` kept) with log-weights
+        ``LW[i, k] = c_ik - q_i v_ik^2 / 2``, and Gaussian units (:data:`GAUSS`) hold
+        ``q_i`` in ``step``.
+
+        Every unit's row is filled except arithmetic progressions of more than 2^16
+        levels (their kernels use closed forms, so a unit with a billion levels costs
+        nothing), unless listed in ``rows`` (the enumerated units of an exact walk).
+        Tables over ``2**26`` entries are refused (IntractableError).
+
+        >>> import numpy as np
+        >>> from pgm_boltz.domains import DomainVector, multinary
+        >>> kind, lo, step, K, V, LW = DomainVector([multinary(3)]).kernel_arrays(
+        ...     np.array([2.0]))
+        >>> int(kind[0]) == TABLE, LW[0].tolist()
+        (True, [0.0, -0.25, -1.0])
+        """
         n = len(self.domains)
-        fill = np.ones(n, dtype=bool) if rows is None else np.zeros(n, dtype=bool)
+        qa = None if q is None else np.asarray(q, dtype=np.float64).reshape(-1)
+        levels = np.array([d.levels for d in self.domains], dtype=np.int64)
+        arith = np.array([_is_arith(d) for d in self.domains], dtype=bool)
+        # every unit's row is filled, except progressions too long to list (their
+        # kernels use closed forms) unless ``rows`` or a quadratic term asks for them
+        fill = ~arith | (levels <= _FILL_LEVELS)
         if rows is not None:
             fill[np.asarray(rows, dtype=np.int64)] = True
-        kinds = np.array([ARITH if _is_arith(d) else d.kernel_spec().kind
-                          for d in self.domains], dtype=np.int64)
-        fill |= kinds != ARITH
-        kmax = max((self.domains[i].levels for i in np.flatnonzero(fill)), default=1)
-        if kmax * max(1, int(fill.sum())) > _TABLE_LIMIT:
-            big = max(np.flatnonzero(fill), key=lambda i: self.domains[i].levels)
+        if qa is not None:
+            fill |= qa != 0
+        kmax = max((int(levels[i]) for i in np.flatnonzero(fill)), default=1) or 1
+        if kmax * max(1, int(fill.sum())) > _TABLE_LIMIT:  # before listing any values
+            big = max(np.flatnonzero(fill), key=lambda i: int(levels[i]))
             raise IntractableError(
                 f"a value table of {int(fill.sum())} units × {kmax:,} levels is too large "
                 f"(unit {int(big)}: {self.domains[big].describe()}); units with that many "
                 "levels work through their closed forms only (sampling, summing out), not "
                 "where every level is listed (enumeration, marginals)")
+        specs: list[KernelSpec] = [self.domains[i].kernel_spec() if fill[i] else
+                                   _arith_spec(self.domains[i]) for i in range(n)]
         V = np.zeros((n, kmax))
         LW = np.full((n, kmax), -np.inf)
-        specs: list[KernelSpec | None] = [self.domains[i].kernel_spec() if fill[i] else None
-                                          for i in range(n)]
         for i, s in enumerate(specs):
-            if s is not None:
+            if fill[i]:
                 V[i, :len(s.values)] = s.values
                 LW[i, :len(s.values)] = s.log_weights
-        specs = [s if s is not None else _arith_spec(self.domains[i])
-                 for i, s in enumerate(specs)]
-        return (np.array([s.kind for s in specs], dtype=np.int64),
-                np.array([s.lo for s in specs], dtype=np.float64),
-                np.array([s.step for s in specs], dtype=np.float64),
-                np.array([d.levels for d in self.domains], dtype=np.int64), V, LW)
+        kind = np.array([s.kind for s in specs], dtype=np.int64)
+        step = np.array([s.step for s in specs], dtype=np.float64)
+        if qa is not None:
+            gauss = kind == GAUSS
+            step[gauss] = qa[gauss]
+            quad = ~gauss & (qa != 0)
+            if quad.any():
+                LW[quad] = LW[quad] - 0.5 * qa[quad, None] * V[quad] ** 2
+                kind[quad] = TABLE
+        return (kind, np.array([s.lo for s in specs], dtype=np.float64), step, levels, V, LW)
 
     def all_arith(self) -> bool:
         """Whether every unit is an arithmetic progression with unit weights (the closed

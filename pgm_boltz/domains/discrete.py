@@ -19,6 +19,12 @@ included; half-precision inputs are computed in float32.
 Its derivative is the conditional mean ``E[s | f] = lo + step E_K[k](f step)``.
 
 Data use *codes*: binary 0/1, spin -1/+1, multinary the integers 0..K-1.
+
+A multinary unit declared with ``precision=λ`` (λ >= 0; binary and spin units take none)
+also has the quadratic self-term ``λ s^2 / 2`` in the energy, so its conditional is the
+discretised Gaussian ``P(k) ∝ exp(f v_k - λ v_k^2 / 2)``, which can peak at a middle
+level; the families compute it from the value table (``logsumexp`` over the K levels,
+fine up to a few hundred levels) whenever precisions ``q`` are given.
 """
 
 from __future__ import annotations
@@ -32,7 +38,7 @@ import numpy as np
 import torch
 
 from ..errors import GraphError
-from .base import ARITH, Domain, Family, KernelSpec, register_domain
+from .base import ARITH, Domain, Family, KernelSpec, TableMaths, register_domain
 
 __all__ = [
     "BINARY",
@@ -78,6 +84,11 @@ class ArithDomain(Domain):
     step: float
     levels: int
     family: ClassVar[type[Family]]
+
+    @property
+    def precision_allowed(self) -> bool:
+        """Multinary units may declare ``precision=`` (binary and spin may not)."""
+        return self.name == "multinary"
 
     def values(self) -> np.ndarray:
         """The K values ``lo + step * k`` in level order."""
@@ -139,7 +150,7 @@ def multinary(levels: int) -> ArithDomain:
 
 
 def _no_extra(attrs: Mapping, node: Any, name: str, allowed: tuple[str, ...]) -> None:
-    for key in ("levels", "values", "precision"):
+    for key in ("levels", "values"):
         if key not in allowed and attrs.get(key) is not None:
             raise GraphError(f"node {node!r} has {key}={attrs[key]!r} but domain {name!r}; "
                              f"{key} applies to other domains only")
@@ -310,6 +321,14 @@ class ArithFamily(Family):
         self.max_levels = max((d.levels for d in ds), default=2)
         self._first = ds[0] if ds else BINARY
         self._cache: dict[tuple[torch.dtype, torch.device], tuple] = {}
+        self._tables: TableMaths | None = None
+
+    @property
+    def table(self) -> TableMaths:
+        """The value-table route, used when precisions ``q`` are given."""
+        if self._tables is None:
+            self._tables = TableMaths(self.domains)
+        return self._tables
 
     def _params(self, like: torch.Tensor) -> tuple:
         if self.uniform:
@@ -325,20 +344,30 @@ class ArithFamily(Family):
             K = 2
         return lo, step, K
 
-    def log_normalizer(self, f: torch.Tensor) -> torch.Tensor:
-        """``A_i(f_i) = f_i lo_i + G_{K_i}(f_i step_i)``."""
+    def log_normalizer(self, f: torch.Tensor, q: torch.Tensor | None = None
+                       ) -> torch.Tensor:
+        """``A_i(f_i) = f_i lo_i + G_{K_i}(f_i step_i)``; with ``q``, ``logsumexp_k
+        (f_i v_k - q_i v_k^2 / 2)``."""
+        if q is not None:
+            return self.table.log_normalizer(f, q)
         if self.uniform and self._first == BINARY:
             return torch.nn.functional.softplus(f)
         lo, step, K = self._params(f)
         return f * lo + geometric_log_normalizer(f * step, K)
 
-    def mean(self, f: torch.Tensor) -> torch.Tensor:
-        """``E[s_i | f_i] = lo_i + step_i E_K[k](f_i step_i)``."""
+    def mean(self, f: torch.Tensor, q: torch.Tensor | None = None) -> torch.Tensor:
+        """``E[s_i | f_i] = lo_i + step_i E_K[k](f_i step_i)`` (with ``q``: from the
+        value table)."""
+        if q is not None:
+            return self.table.moment(f, q, 1)
         lo, step, K = self._params(f)
         return lo + step * geometric_mean(f * step, K)
 
-    def second_moment(self, f: torch.Tensor) -> torch.Tensor:
+    def second_moment(self, f: torch.Tensor, q: torch.Tensor | None = None
+                      ) -> torch.Tensor:
         """``E[s_i^2 | f_i]``: spins 1, binary the mean, multinary from the levels."""
+        if q is not None:
+            return self.table.moment(f, q, 2)
         if self.max_levels == 2:
             lo, step, _ = self._params(f)
             m = self.mean(f)
@@ -346,9 +375,12 @@ class ArithFamily(Family):
             return (2 * lo + step) * m - lo * (lo + step)
         return super().second_moment(f)
 
-    def sample(self, f: torch.Tensor, generator: torch.Generator | None = None
-               ) -> torch.Tensor:
-        """Inverse-CDF draws ``lo + step k`` (one uniform per unit)."""
+    def sample(self, f: torch.Tensor, generator: torch.Generator | None = None,
+               q: torch.Tensor | None = None) -> torch.Tensor:
+        """Inverse-CDF draws ``lo + step k`` (one uniform per unit; with ``q`` from the
+        value table)."""
+        if q is not None:
+            return self.table.sample(f, q, generator)
         lo, step, K = self._params(f)
         u = torch.rand(f.shape, dtype=f.dtype, device=f.device, generator=generator)
         return lo + step * geometric_sample(f * step, K, u)
@@ -388,9 +420,12 @@ class ArithFamily(Family):
                 return ~ok_code
             return ~where(spin, abs(v) == 1, ok_code)
 
-    def bias_for_mean(self, means: torch.Tensor) -> torch.Tensor:
+    def bias_for_mean(self, means: torch.Tensor, q: torch.Tensor | None = None
+                      ) -> torch.Tensor:
         """Closed form ``logit((m - lo) / step) / step`` for two levels (the log-odds,
-        ``atanh(m)`` for spins); bisection for more."""
+        ``atanh(m)`` for spins); bisection for more (and with ``q``)."""
+        if q is not None:
+            return Family.bias_for_mean(self, means, q)
         lo, step, _ = self._params(means)
         out = torch.logit((means - lo) / step) / step  # exact where K == 2
         if self.max_levels == 2:

@@ -9,7 +9,8 @@ Declared with ``domain="finite", values=[v_0, ..., v_{K-1}]`` (e.g. ``[-1, 0, 1]
 
 computed max-shifted (no overflow for any ``f``). Numba kernels see equally spaced
 values as an arithmetic progression (closed forms, fast two-level paths) and others as a
-value table (:mod:`pgm_boltz.domains.kernels`).
+value table (:mod:`pgm_boltz.domains.kernels`). A node declared with ``precision=λ``
+(λ >= 0) adds ``λ s^2 / 2`` to the energy: ``P(v_k | f) ∝ exp(f v_k - λ v_k^2 / 2)``.
 
 >>> import torch
 >>> d = FiniteDomain([0.0, 0.5, 2.0])
@@ -60,6 +61,11 @@ class FiniteDomain(Domain):
     def __repr__(self) -> str:
         return f"FiniteDomain({list(self._values)})"
 
+    @property
+    def precision_allowed(self) -> bool:
+        """Finite units may declare ``precision=`` (a quadratic self-term)."""
+        return True
+
     def values(self) -> np.ndarray:
         """The K values in level (declaration) order."""
         return np.array(self._values, dtype=np.float64)
@@ -109,10 +115,6 @@ def _check_values(values: Any, what: str) -> tuple[float, ...]:
 
 
 def _finite(attrs: Mapping, node: Any) -> FiniteDomain:
-    for key in ("precision",):
-        if attrs.get(key) is not None:
-            raise GraphError(f"node {node!r} has {key}={attrs[key]!r} but domain 'finite'; "
-                             f"{key} applies to other domains only")
     values = attrs.get("values")
     if values is None:
         raise GraphError(f"node {node!r} has domain 'finite' but no 'values' attribute; set "
@@ -151,28 +153,35 @@ class FiniteFamily(Family):
                                 torch.as_tensor(self._pad_np, device=like.device))
         return self._cache[key]
 
-    def _logits(self, f: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def _logits(self, f: torch.Tensor, q: torch.Tensor | None = None
+                ) -> tuple[torch.Tensor, torch.Tensor]:
         V, pad = self._table(f)
-        return (f.unsqueeze(-1) * V).masked_fill(pad, -math.inf), V
+        lg = f.unsqueeze(-1) * V
+        if q is not None:
+            lg = lg - 0.5 * torch.as_tensor(q, dtype=V.dtype, device=V.device).unsqueeze(-1) \
+                * V * V
+        return lg.masked_fill(pad, -math.inf), V
 
-    def log_normalizer(self, f: torch.Tensor) -> torch.Tensor:
-        """``A_i(f_i) = logsumexp_k f_i v_ik``."""
-        return torch.logsumexp(self._logits(f)[0], -1)
+    def log_normalizer(self, f: torch.Tensor, q: torch.Tensor | None = None
+                       ) -> torch.Tensor:
+        """``A_i(f_i; q_i) = logsumexp_k (f_i v_ik - q_i v_ik^2 / 2)``."""
+        return torch.logsumexp(self._logits(f, q)[0], -1)
 
-    def mean(self, f: torch.Tensor) -> torch.Tensor:
-        """``E[s_i | f_i] = sum_k v_ik softmax_k(f_i v_i)``."""
-        lg, V = self._logits(f)
+    def mean(self, f: torch.Tensor, q: torch.Tensor | None = None) -> torch.Tensor:
+        """``E[s_i | f_i, q_i] = sum_k v_ik softmax_k(f_i v_i - q_i v_i^2 / 2)``."""
+        lg, V = self._logits(f, q)
         return (torch.softmax(lg, -1) * V).sum(-1)
 
-    def second_moment(self, f: torch.Tensor) -> torch.Tensor:
-        """``E[s_i^2 | f_i]``."""
-        lg, V = self._logits(f)
+    def second_moment(self, f: torch.Tensor, q: torch.Tensor | None = None
+                      ) -> torch.Tensor:
+        """``E[s_i^2 | f_i, q_i]``."""
+        lg, V = self._logits(f, q)
         return (torch.softmax(lg, -1) * V * V).sum(-1)
 
-    def sample(self, f: torch.Tensor, generator: torch.Generator | None = None
-               ) -> torch.Tensor:
+    def sample(self, f: torch.Tensor, generator: torch.Generator | None = None,
+               q: torch.Tensor | None = None) -> torch.Tensor:
         """Inverse CDF of the softmax with one uniform per unit."""
-        lg, V = self._logits(f)
+        lg, V = self._logits(f, q)
         cdf = torch.softmax(lg, -1).cumsum(-1)
         u = torch.rand(f.shape, dtype=f.dtype, device=f.device, generator=generator)
         k = (cdf < u.unsqueeze(-1)).sum(-1, keepdim=True)
@@ -202,10 +211,11 @@ class FiniteFamily(Family):
         with np.errstate(invalid="ignore"):
             return ~((v >= 0) & (v <= self._K_np - 1.0) & (np.floor(v) == v))
 
-    def bias_for_mean(self, means: torch.Tensor) -> torch.Tensor:
+    def bias_for_mean(self, means: torch.Tensor, q: torch.Tensor | None = None
+                      ) -> torch.Tensor:
         """Bisection on the mean, which increases with ``f`` towards the largest value
         (the values may be given in any order)."""
-        return super().bias_for_mean(means)
+        return super().bias_for_mean(means, q)
 
 
 FiniteDomain.family = FiniteFamily

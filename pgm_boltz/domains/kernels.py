@@ -9,7 +9,10 @@ A unit ``i`` is given to kernels as the arrays of
   ``A(f) = f lo + G_K(f step)``, ``G_K(a) = log sum_{k<K} e^{a k}``.
 - ``kind == TABLE`` (any finite value set, optional per-level log-weights ``c_k``):
   ``A(f) = log sum_k exp(f v_k + c_k)``, the mean and the inverse-CDF draw by one pass
-  over the K levels (max-shifted, so no overflow).
+  over the K levels (max-shifted, so no overflow). Discrete units with a quadratic
+  self-term come as tables with ``c_k = -q v_k^2 / 2``.
+- ``kind == GAUSS`` (Gaussian units, precision ``q = step[i]``):
+  ``A(f) = f^2 / (2q) + ½ log(2π/q)``, mean ``f/q``, draw ``f/q + Φ^{-1}(u)/√q``.
 
 >>> import numpy as np
 >>> V = np.array([[0.0, 1.0]]); LW = np.zeros((1, 2))
@@ -24,9 +27,25 @@ import math
 
 import numba as nb
 
-from .base import ARITH
+from .base import ARITH, GAUSS
 
-__all__ = ["G", "Gmean", "draw", "draw_logistic", "log_normalizer", "mean"]
+__all__ = ["G", "Gmean", "draw", "draw_logistic", "log_normalizer", "mean", "ndtri_lower",
+           "second_moment"]
+
+_LOG_2PI = math.log(2.0 * math.pi)
+# Acklam's rational approximation of the standard normal quantile (lower region and
+# central region coefficients), refined by one Halley step with erfc: ~1e-15 relative.
+_A = (-3.969683028665376e+01, 2.209460984245205e+02, -2.759285104469687e+02,
+      1.383577518672690e+02, -3.066479806614716e+01, 2.506628277459239e+00)
+_B = (-5.447609879822406e+01, 1.615858368580409e+02, -1.556989798598866e+02,
+      6.680131188771972e+01, -1.328068155288572e+01)
+_C = (-7.784894002430293e-03, -3.223964580411365e-01, -2.400758277161838e+00,
+      -2.549732539343734e+00, 4.374664141464968e+00, 2.938163982698783e+00)
+_D = (7.784695709041462e-03, 3.224671290700398e-01, 2.445134137142996e+00,
+      3.754408661907416e+00)
+#: the smallest tail probability a Gaussian draw is given (|z| <= 5.45): the sweeps'
+#: uniforms are float32, so a smaller one would only come from rounding u to 0
+_P_MIN = 2.0 ** -26
 
 
 @nb.njit(cache=True, inline="always")
@@ -71,6 +90,36 @@ def Gmean(a: float, K: int) -> float:
     return K - 1 - m if a > 0.0 else m
 
 
+@nb.njit(cache=True)
+def ndtri_lower(p: float) -> float:
+    """``Φ^{-1}(p)`` for ``0 < p <= 0.5`` (the standard normal quantile, <= 0)."""
+    if p < 0.02425:
+        t = math.sqrt(-2.0 * math.log(p))
+        z = (((((_C[0] * t + _C[1]) * t + _C[2]) * t + _C[3]) * t + _C[4]) * t + _C[5]) / \
+            ((((_D[0] * t + _D[1]) * t + _D[2]) * t + _D[3]) * t + 1.0)
+    else:
+        r = p - 0.5
+        r2 = r * r
+        z = (((((_A[0] * r2 + _A[1]) * r2 + _A[2]) * r2 + _A[3]) * r2 + _A[4]) * r2
+             + _A[5]) * r / (((((_B[0] * r2 + _B[1]) * r2 + _B[2]) * r2 + _B[3]) * r2
+                              + _B[4]) * r2 + 1.0)
+    # one Halley step on Φ(z) - p, Φ(z) = erfc(-z/√2)/2
+    e = 0.5 * math.erfc(-z / math.sqrt(2.0)) - p
+    u = e * math.sqrt(2.0 * math.pi) * math.exp(0.5 * z * z)
+    return z - u / (1.0 + 0.5 * z * u)
+
+
+@nb.njit(cache=True, inline="always")
+def _gauss_from_logistic(g: float) -> float:
+    """A standard normal draw ``Φ^{-1}(u)`` from logistic noise ``g = logit(u)``, the
+    tails taken from ``sigmoid(±g)`` directly (no cancellation), ``|z| <= 5.45``."""
+    if g <= 0.0:
+        p = math.exp(g) / (1.0 + math.exp(g)) if g > -700.0 else 0.0
+        return ndtri_lower(max(p, _P_MIN))
+    p = math.exp(-g) / (1.0 + math.exp(-g)) if g < 700.0 else 0.0
+    return -ndtri_lower(max(p, _P_MIN))
+
+
 @nb.njit(cache=True, inline="always")
 def _table_max(f, i, K, V, LW):
     m = -math.inf
@@ -83,9 +132,12 @@ def _table_max(f, i, K, V, LW):
 
 @nb.njit(cache=True, inline="always")
 def log_normalizer(f, i, kind, lo, step, K, V, LW):
-    """``A_i(f) = log sum_k exp(f v_k + c_k)`` of unit ``i``."""
+    """``A_i(f) = log sum_k exp(f v_k + c_k)`` of unit ``i`` (GAUSS: the integral)."""
     if kind[i] == ARITH:
         return f * lo[i] + G(f * step[i], K[i])
+    if kind[i] == GAUSS:
+        q = step[i]
+        return 0.5 * f * f / q + 0.5 * (_LOG_2PI - math.log(q))
     m = _table_max(f, i, K, V, LW)
     s = 0.0
     for k in range(K[i]):
@@ -98,6 +150,8 @@ def mean(f, i, kind, lo, step, K, V, LW):
     """``E[s_i | f]`` of unit ``i``."""
     if kind[i] == ARITH:
         return lo[i] + step[i] * Gmean(f * step[i], K[i])
+    if kind[i] == GAUSS:
+        return f / step[i]
     m = _table_max(f, i, K, V, LW)
     s = 0.0
     sv = 0.0
@@ -105,6 +159,45 @@ def mean(f, i, kind, lo, step, K, V, LW):
         p = math.exp(f * V[i, k] + LW[i, k] - m)
         s += p
         sv += p * V[i, k]
+    return sv / s
+
+
+@nb.njit(cache=True, inline="always")
+def Gvar(a: float, K: int) -> float:
+    """``Var[k]`` under ``P(k) ∝ exp(a k)``, ``k < K`` (the derivative of :func:`Gmean`):
+    ``1 / (4 sinh^2(t/2)) - K^2 / (4 sinh^2(K t/2))`` with ``t = |a|``; near 0 the
+    series ``K^2 (2 c1 + 12 c2 x^2 + 30 c3 x^4 + 56 c4 x^6)``, ``x = K a``."""
+    x = K * a
+    if abs(x) < 0.15:
+        x2 = x * x
+        c1, c2, c3, c4 = _series_coefs(K)
+        return K * K * (2 * c1 + x2 * (12 * c2 + x2 * (30 * c3 + x2 * 56 * c4)))
+    t = abs(a)
+    s1 = math.sinh(0.5 * t)
+    if K * t > 1400.0:  # the second term underflows (and sinh would overflow)
+        return 1.0 / (4.0 * s1 * s1)
+    sK = math.sinh(0.5 * K * t)
+    return 1.0 / (4.0 * s1 * s1) - K * K / (4.0 * sK * sK)
+
+
+@nb.njit(cache=True, inline="always")
+def second_moment(f, i, kind, lo, step, K, V, LW):
+    """``E[s_i^2 | f]`` of unit ``i`` (closed forms for progressions and GAUSS, else one
+    pass over the levels)."""
+    if kind[i] == GAUSS:
+        q = step[i]
+        return 1.0 / q + (f / q) * (f / q)
+    if kind[i] == ARITH:
+        a = f * step[i]
+        m = lo[i] + step[i] * Gmean(a, K[i])
+        return m * m + step[i] * step[i] * Gvar(a, K[i])
+    m = _table_max(f, i, K, V, LW)
+    s = 0.0
+    sv = 0.0
+    for k in range(K[i]):
+        p = math.exp(f * V[i, k] + LW[i, k] - m)
+        s += p
+        sv += p * V[i, k] * V[i, k]
     return sv / s
 
 
@@ -130,6 +223,10 @@ def _draw_arith(a: float, lo: float, step: float, K: int, u: float) -> float:
 @nb.njit(cache=True, inline="always")
 def draw(f, i, kind, lo, step, K, V, LW, u):
     """A draw of unit ``i``'s value given field ``f`` and a uniform ``u`` in [0, 1)."""
+    if kind[i] == GAUSS:
+        q = step[i]
+        z = ndtri_lower(max(u, _P_MIN)) if u <= 0.5 else -ndtri_lower(max(1.0 - u, _P_MIN))
+        return f / q + z / math.sqrt(q)
     if kind[i] == ARITH:
         if K[i] == 2:
             a = f * step[i]
@@ -155,5 +252,8 @@ def draw_logistic(f, i, kind, lo, step, K, V, LW, g):
     the draw ``[u < sigmoid(f step)] = [g < f step]`` is a comparison (no exp)."""
     if kind[i] == ARITH and K[i] == 2:
         return lo[i] + step[i] if g < f * step[i] else lo[i]
+    if kind[i] == GAUSS:
+        q = step[i]
+        return f / q + _gauss_from_logistic(g) / math.sqrt(q)
     u = 1.0 / (1.0 + math.exp(-g))
     return draw(f, i, kind, lo, step, K, V, LW, u)

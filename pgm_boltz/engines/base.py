@@ -1,15 +1,22 @@
 """The engine seam: exact inference behind one protocol, chosen by cost.
 
 An exact engine computes, for a pairwise model over a :class:`Problem` (units with
-domains, edges between them) and parameters ``b`` (biases, batched over leading axes)
-and ``w`` (one weight per edge),
+domains, edges between them) and parameters ``b`` (biases, batched over leading axes),
+``w`` (one weight per edge) and optional precisions ``q`` (one per unit, 0 for units
+without a quadratic self-term; ``quad=None`` for none at all),
 
-    log Z(b, w) = log sum_x exp( sum_i b_i s_i + sum_(i,j) w_ij s_i s_j ),
+    log Z(b, w, q) = log sum_x exp( sum_i b_i s_i + sum_(i,j) w_ij s_i s_j
+                                    - sum_i q_i s_i^2 / 2 ),
 
-differentiably, so that ``d log Z / d b_i = <s_i>`` and ``d log Z / d w_ij = <s_i s_j>``
-(the exact moments, through autograd), plus exact samples and single-node marginals.
-A batched ``b`` of shape (N, n) gives N log-partition functions at once: the free energy
-of data rows is the log Z of the hidden units with per-row biases.
+(an integral over continuous units such as Gaussian ones) differentiably, so that
+``d log Z / d b_i = <s_i>``, ``d log Z / d w_ij = <s_i s_j>`` and
+``d log Z / d q_i = -<s_i^2> / 2`` (the exact moments, through autograd), plus exact
+samples and single-node marginals. A batched ``b`` of shape (N, n) gives N
+log-partition functions at once: the free energy of data rows is the log Z of the hidden
+units with per-row biases.
+
+Every method takes ``quad`` as a keyword (``None`` by default): callers pass it only for
+models that have quadratic terms, and problems with continuous units always have it.
 
 Engines first say what the work would cost (:meth:`ExactEngine.cost`: operations, the
 largest table held, feasibility under the :class:`Limits`); the compiler asks every
@@ -36,7 +43,7 @@ import numpy as np
 import torch
 
 from ..domains import Domain, DomainVector
-from ..errors import IntractableError
+from ..errors import ArgumentError, IntractableError
 
 __all__ = [
     "DEFAULT_MAX_EXACT_STATES",
@@ -45,6 +52,7 @@ __all__ = [
     "ExactEngine",
     "Limits",
     "Problem",
+    "check_quad",
     "engine_names",
     "get_engine",
     "register_engine",
@@ -178,26 +186,33 @@ class ExactEngine(ABC):
 
     @abstractmethod
     def log_partition(self, cost: Cost, problem: Problem, bias: torch.Tensor,
-                      weight: torch.Tensor) -> torch.Tensor:
-        """``log Z`` for biases (*batch, n) and weights (m,): shape (*batch,),
-        differentiable in both."""
+                      weight: torch.Tensor, quad: torch.Tensor | None = None) -> torch.Tensor:
+        """``log Z`` for biases (*batch, n), weights (m,) and precisions ``quad`` (n,) or
+        None: shape (*batch,), differentiable in all three."""
 
     @abstractmethod
     def sample(self, cost: Cost, problem: Problem, bias: torch.Tensor, weight: torch.Tensor,
-               n: int, generator: torch.Generator | None) -> torch.Tensor:
+               n: int, generator: torch.Generator | None,
+               quad: torch.Tensor | None = None) -> torch.Tensor:
         """``n`` independent exact draws: joint values (n, problem.n), float64, CPU."""
 
     def moments(self, cost: Cost, problem: Problem, bias: torch.Tensor, weight: torch.Tensor,
-                all_pairs: bool = False) -> tuple[float, np.ndarray, np.ndarray]:
+                all_pairs: bool = False, quad: torch.Tensor | None = None
+                ) -> tuple[float, np.ndarray, np.ndarray]:
         """``(log Z, <s_i>, <s_i s_j>)`` in float64: means (n,) and second moments
-        (n, n) on every edge (on every pair with ``all_pairs``; the diagonal is left 0).
+        (n, n) on every edge (on every pair with ``all_pairs``) and ``<s_i^2>`` on the
+        diagonal.
 
-        Default: the gradient of :meth:`log_partition`; other pairs from the means of
-        the model with node i clamped at each of its levels."""
+        Default: the gradient of :meth:`log_partition` (the diagonal from the gradient in
+        the precisions, ``<s_i^2> = -2 d log Z / d q_i``); other pairs of discrete units
+        from the means of the model with node i clamped at each of its levels (pairs of
+        two continuous units are left 0)."""
         b = bias.detach().double().requires_grad_(True)
         w = weight.detach().double().requires_grad_(True)
-        logz = self.log_partition(cost, problem, b, w)
-        gb, gw = torch.autograd.grad(logz, (b, w), allow_unused=True)
+        q = (torch.zeros(problem.n, dtype=torch.float64) if quad is None
+             else quad.detach().double().clone()).requires_grad_(True)
+        logz = self.log_partition(cost, problem, b, w, quad=q)
+        gb, gw, gq = torch.autograd.grad(logz, (b, w, q), allow_unused=True)
         mean = np.zeros(problem.n) if gb is None else gb.numpy().copy()
         second = np.zeros((problem.n, problem.n))
         if len(problem.edges):
@@ -206,14 +221,17 @@ class ExactEngine(ABC):
             second[e[:, 0], e[:, 1]] = gw_np
             second[e[:, 1], e[:, 0]] = gw_np
         if all_pairs:
-            marg = self.marginals(cost, problem, bias, weight)
-            for i in range(problem.n):
+            marg_nodes = [i for i in range(problem.n) if problem.domains[i].discrete]
+            marg = dict(zip(marg_nodes, self.marginals(cost, problem, bias, weight,
+                                                        marg_nodes, quad=quad)))
+            done = second != 0
+            for i in marg_nodes:
                 vals = problem.domains[i].values()
-                cond = self._conditional_means(cost, problem, bias, weight, i)
+                cond = self._conditional_means(cost, problem, bias, weight, i, quad)
                 row = (marg[i][:, None] * vals[:, None] * cond).sum(0)
-                second[i, :] = np.where(second[i, :] != 0, second[i, :], row)
-            second = (second + second.T) / 2
-        np.fill_diagonal(second, 0.0)
+                second[i, :] = np.where(done[i, :], second[i, :], row)
+                second[:, i] = np.where(done[:, i], second[:, i], row)
+        np.fill_diagonal(second, np.zeros(problem.n) if gq is None else -2.0 * gq.numpy())
         return float(logz.detach()), mean, second
 
     def clamped_cost(self, cost: Cost, problem: Problem, sub: Problem, i: int) -> Cost:
@@ -225,10 +243,12 @@ class ExactEngine(ABC):
                                    f"{i} clamped")
         return out
 
-    def _clamped(self, problem: Problem, bias: torch.Tensor, weight: torch.Tensor, i: int
+    def _clamped(self, problem: Problem, bias: torch.Tensor, weight: torch.Tensor, i: int,
+                 quad: torch.Tensor | None = None
                  ) -> tuple[Problem, np.ndarray, list[torch.Tensor], torch.Tensor]:
-        """The problem with node i removed, and for each of its levels ``v_k`` the rest's
-        biases ``b_rest + J[rest, i] v_k`` and the clamped term ``b_i v_k``."""
+        """The problem with node i (discrete) removed, and for each of its levels ``v_k``
+        the rest's biases ``b_rest + J[rest, i] v_k`` and the clamped term
+        ``b_i v_k - q_i v_k^2 / 2``."""
         n = problem.n
         rest = np.setdiff1d(np.arange(n), [i])
         pos = np.full(n, -1)
@@ -240,48 +260,81 @@ class ExactEngine(ABC):
         J = problem.coupling_matrix(weight.detach().double())
         vals = problem.domains[i].values()
         biases = [b[rest] + J[rest, i] * float(v) for v in vals]
-        const = b[i] * torch.as_tensor(vals, dtype=torch.float64)
+        v = torch.as_tensor(vals, dtype=torch.float64)
+        const = b[i] * v
+        if quad is not None:
+            const = const - 0.5 * quad.detach().double()[i] * v * v
         return sub, rest, biases, const
 
     def marginals(self, cost: Cost, problem: Problem, bias: torch.Tensor,
-                  weight: torch.Tensor, nodes: Sequence[int] | None = None
-                  ) -> list[np.ndarray]:
-        """``P(s_i = level k)`` for every node (or the listed ``nodes``, in that order),
-        from the log Z of the rest with node i clamped at each level:
-        ``log Z_k = b_i v_k + log Z_rest(b_rest + J[rest, i] v_k)``."""
+                  weight: torch.Tensor, nodes: Sequence[int] | None = None,
+                  quad: torch.Tensor | None = None) -> list[np.ndarray]:
+        """``P(s_i = level k)`` for every discrete node (or the listed ``nodes``, in that
+        order; continuous nodes have no level marginals and are refused), from the log Z
+        of the rest with node i clamped at each level:
+        ``log Z_k = b_i v_k - q_i v_k^2 / 2 + log Z_rest(b_rest + J[rest, i] v_k)``."""
         out = []
         w = weight.detach().double()
-        for i in (range(problem.n) if nodes is None else nodes):
+        for i in _discrete_nodes(problem, nodes):
             if problem.n == 1:
                 vals = torch.as_tensor(problem.domains[0].values(), dtype=torch.float64)
                 lz = bias.detach().double()[0] * vals
+                if quad is not None:
+                    lz = lz - 0.5 * quad.detach().double()[0] * vals * vals
                 out.append(torch.softmax(lz, 0).numpy())
                 continue
-            sub, rest, biases, const = self._clamped(problem, bias, weight, i)
+            sub, rest, biases, const = self._clamped(problem, bias, weight, i, quad)
             keep = _kept_edges(problem, i)
             sub_cost = self.clamped_cost(cost, problem, sub, i)
+            kw = {} if quad is None else {"quad": quad.detach().double()[rest]}
             with torch.no_grad():
-                lz = torch.stack([self.log_partition(sub_cost, sub, b, w[keep])
+                lz = torch.stack([self.log_partition(sub_cost, sub, b, w[keep], **kw)
                                   for b in biases]) + const
             out.append(torch.softmax(lz, 0).numpy())
         return out
 
     def _conditional_means(self, cost: Cost, problem: Problem, bias: torch.Tensor,
-                           weight: torch.Tensor, i: int) -> np.ndarray:
+                           weight: torch.Tensor, i: int, quad: torch.Tensor | None = None
+                           ) -> np.ndarray:
         """``E[s_j | s_i = v_k]`` for every level k of node i and every node j (K_i, n)."""
         vals = problem.domains[i].values()
         out = np.zeros((len(vals), problem.n))
         out[:, i] = vals
         if problem.n == 1:
             return out
-        sub, rest, biases, _ = self._clamped(problem, bias, weight, i)
+        sub, rest, biases, _ = self._clamped(problem, bias, weight, i, quad)
         keep = _kept_edges(problem, i)
         sub_cost = self.clamped_cost(cost, problem, sub, i)
         w = weight.detach().double()[keep]
+        q_rest = None if quad is None else quad.detach().double()[rest]
         for k, b in enumerate(biases):
-            _, mean, _ = self.moments(sub_cost, sub, b, w)
+            _, mean, _ = self.moments(sub_cost, sub, b, w, quad=q_rest)
             out[k, rest] = mean
         return out
+
+
+def _discrete_nodes(problem: Problem, nodes: Sequence[int] | None) -> list[int]:
+    """``nodes`` (default all), refusing continuous ones (no level marginals)."""
+    out = list(range(problem.n)) if nodes is None else [int(i) for i in nodes]
+    for i in out:
+        if not problem.domains[i].discrete:
+            raise ArgumentError(f"node {i} is {problem.domains[i].describe()} (continuous): "
+                                "it has no level marginals; use the moments instead")
+    return out
+
+
+def check_quad(problem: Problem, quad: torch.Tensor | None) -> None:
+    """Refuse a problem with continuous units but no (positive) precisions for them."""
+    if problem.dv.discrete:
+        return
+    cont = [i for i, d in enumerate(problem.domains) if not d.discrete]
+    if quad is None:
+        raise ArgumentError(f"the problem has continuous units ({len(cont)}, e.g. local "
+                            f"node {cont[0]}) and needs their precisions: pass quad=")
+    q = quad.detach()[torch.as_tensor(cont, device=quad.device)]
+    if not bool((q > 0).all()):
+        raise ArgumentError("continuous (Gaussian) units need positive precisions, got "
+                            f"{q.min().item()!r}")
 
 
 def _kept_edges(problem: Problem, i: int) -> torch.Tensor:

@@ -49,7 +49,7 @@ import pgm_boltz.engines.elimination_kernels as ek
 
 from .._numba import notice_first_compile
 from ..errors import DataError, GraphError, IntractableError
-from .base import Cost, ExactEngine, Limits, Problem, fmt_count, register_engine
+from .base import Cost, ExactEngine, Limits, Problem, check_quad, fmt_count, register_engine
 from .threads import run_split
 
 __all__ = [
@@ -1042,36 +1042,44 @@ class Elimination(ExactEngine):
                     "; ".join(reasons), plan)
 
     @staticmethod
-    def _tables(problem: Problem) -> tuple[np.ndarray, np.ndarray | None]:
-        _, _, _, _, V, LW = problem.dv.kernel_arrays()
-        lw = np.where(np.isfinite(LW), LW, 0.0)
-        return V, (lw if np.any(lw != 0.0) else None)
+    def _tables(problem: Problem, quad: torch.Tensor | None = None
+                ) -> tuple[np.ndarray, torch.Tensor | None]:
+        """The value table and the per-level log-weights (a torch tensor, differentiable
+        in ``quad``: ``c_ik - q_i v_ik^2 / 2``; None when all are zero)."""
+        check_quad(problem, quad)
+        _, _, _, _, V, LW = problem.dv.kernel_arrays(rows=np.arange(problem.n))
+        lw = torch.as_tensor(np.where(np.isfinite(LW), LW, 0.0))
+        if quad is not None:
+            Vt = torch.as_tensor(V)
+            lw = lw.to(quad.dtype) - 0.5 * quad.unsqueeze(-1) * Vt.to(quad.dtype) ** 2
+            return V, lw
+        return V, (lw if bool((lw != 0).any()) else None)
 
     def log_partition(self, cost: Cost, problem: Problem, bias: torch.Tensor,
-                      weight: torch.Tensor) -> torch.Tensor:
-        """``log Z`` by elimination (batched over bias rows, differentiable)."""
-        V, lw = self._tables(problem)
-        return log_partition(cost.plan, V, problem.levels, problem.edges, bias, weight,
-                             None if lw is None else torch.as_tensor(lw))
+                      weight: torch.Tensor, quad: torch.Tensor | None = None
+                      ) -> torch.Tensor:
+        """``log Z`` by elimination (batched over bias rows, differentiable in the bias,
+        the weights and the precisions)."""
+        V, lw = self._tables(problem, quad)
+        return log_partition(cost.plan, V, problem.levels, problem.edges, bias, weight, lw)
 
     def sample(self, cost: Cost, problem: Problem, bias: torch.Tensor, weight: torch.Tensor,
-               n: int, generator: torch.Generator | None) -> torch.Tensor:
+               n: int, generator: torch.Generator | None,
+               quad: torch.Tensor | None = None) -> torch.Tensor:
         """Exact draws by backward sampling, as joint values (n, n_nodes), float64."""
-        V, lw = self._tables(problem)
+        V, lw = self._tables(problem, None if quad is None else quad.detach().cpu().double())
         levels = sample(cost.plan, V, problem.levels, problem.edges, bias.detach().cpu(),
-                        weight.detach().cpu(), n, generator,
-                        None if lw is None else torch.as_tensor(lw))
+                        weight.detach().cpu(), n, generator, lw)
         Vt = torch.as_tensor(V, dtype=torch.float64)
         return Vt.gather(1, levels.t().cpu()).t().contiguous()
 
     def marginals(self, cost: Cost, problem: Problem, bias: torch.Tensor,
-                  weight: torch.Tensor, nodes: Sequence[int] | None = None
-                  ) -> list[np.ndarray]:
+                  weight: torch.Tensor, nodes: Sequence[int] | None = None,
+                  quad: torch.Tensor | None = None) -> list[np.ndarray]:
         """``P(s_i = level k)`` from one forward and reverse pass."""
-        V, lw = self._tables(problem)
+        V, lw = self._tables(problem, None if quad is None else quad.detach().cpu().double())
         out = marginals(cost.plan, V, problem.levels, problem.edges,
-                        bias.detach().double().cpu(), weight.detach().double().cpu(),
-                        None if lw is None else torch.as_tensor(lw))
+                        bias.detach().double().cpu(), weight.detach().double().cpu(), lw)
         out = [o.double().numpy() for o in out]
         return out if nodes is None else [out[i] for i in nodes]
 

@@ -6,22 +6,27 @@ the energy,
 
     p_β(x) ∝ f_β(x) = exp(-(1-β) E_0(x) - β E(x)),     0 = β_0 < β_1 < ... < β_K = 1,
 
-i.e. biases ``(1-β) b_0 + β b`` and couplings ``β W``. The base ``p_0`` has independent
-units: visible biases ``b_0`` fitted to the data's means when data are given, else the
-model's learned ``visible_init`` (set by ``fit``), else its own visible biases; hidden
-base biases 0; ``log Z_0 = sum_i A_i(b0_i)``. Each chain starts from an exact draw of
-``p_0`` and, for k = 1..K, multiplies its weight by ``f_{β_k}(x) / f_{β_{k-1}}(x)`` and
-moves by one sweep of the model's sampler at ``β_k`` (the sampler seam,
-:mod:`pgm_boltz.samplers`, with the base biases). Then ``E[w] = Z / Z_0`` and
+i.e. biases ``(1-β) b_0 + β b`` and couplings ``β W``. Quadratic self-terms
+``q_i s_i^2 / 2`` (Gaussian units, multinary or finite units with a precision) belong to
+``E_0`` too and are not annealed (every ``p_β`` keeps them at full strength, so Gaussian
+units stay normalisable at β = 0; see :mod:`pgm_boltz.samplers.base`). The base ``p_0``
+has independent units: visible biases ``b_0`` fitted to the data's means when data are
+given, else the model's learned ``visible_init`` (set by ``fit``), else its own visible
+biases; hidden base biases 0; ``log Z_0 = sum_i A_i(b0_i; q_i)``. Each chain starts
+from an exact draw of ``p_0`` and, for k = 1..K, multiplies its weight by
+``f_{β_k}(x) / f_{β_{k-1}}(x)`` and moves by one sweep of the model's sampler at
+``β_k`` (the sampler seam, :mod:`pgm_boltz.samplers`, with the base biases). Then
+``E[w] = Z / Z_0`` and
 
     log Z ≈ log Z_0 + log mean_c w_c,        stderr ≈ std(w) / (sqrt(C) mean(w)),
 
 a stochastic *lower* bound (Jensen). On bipartite graphs one colour class is summed out
 in closed form (``collapse``): the weights use free energies,
-``log f_β(v) = (1-β) b0·v + β b·v + sum_j A_j((1-β) c0_j + β(c_j + (vW)_j))``, and each
-move draws the summed class given the carried one, then the carried one. On CPU,
-collapsed models with two-level units (binary or spin), one dense coupling block and a
-small summed-out class run the whole walk in the fused numba kernel
+``log f_β(v) = (1-β) b0·v + β b·v - Q(v) + sum_j A_j((1-β) c0_j + β(c_j + (vW)_j); q_j)``
+(``Q(v) = sum q v^2 / 2`` of the carried class, the same at every β), and each move
+draws the summed class given the carried one, then the carried one. On CPU,
+collapsed models with two-level units (binary or spin, no quadratic terms), one dense
+coupling block and a small summed-out class run the whole walk in the fused numba kernel
 (:mod:`pgm_boltz.inference.ais_kernels`, the same chain and weights without per-step
 dispatch); everything else steps all chains at once with torch.
 
@@ -176,12 +181,14 @@ class _Annealer:
         pairs = m._block_pairs
         ok = (self.collapse and len(pairs) == 1 and pairs[0]["complete"]
               and m.plan.storage == "dense" and m.device.type == "cpu"
+              and m.log_precision is None
               and all(b.domains.all_arith() and b.domains.max_levels == 2
                       for b in self.sampler.blocks))
         if backend == "numba" and not ok:
             raise ArgumentError(
                 "backend='numba' anneals collapsed bipartite models with two-level units "
-                "(binary or spin) and one dense coupling block on CPU; this model "
+                "(binary or spin, no precisions) and one dense coupling block on CPU; this "
+                "model "
                 f"(plan {m.plan.engine}, storage {m.plan.storage}, device {m.device}, "
                 f"collapse={self.collapse}) needs backend='torch' (or 'auto')")
         if not ok or (backend == "auto"
@@ -200,26 +207,33 @@ class _Annealer:
                                            step_s)
 
     def log_z0(self) -> float:
-        """``log Z_0 = sum_i A_i(b0_i)`` of the independent base model (float64)."""
-        return float(self.model.domains.log_normalizer(self.b0.double()).sum())
+        """``log Z_0 = sum_i A_i(b0_i; q_i)`` of the independent base model (float64)."""
+        q = self.sampler._q_all
+        return float(self.model.domains.log_normalizer(
+            self.b0.double(), None if q is None else q.double()).sum())
 
     def base_sample(self, n: int, gen: torch.Generator) -> torch.Tensor:
         """``n`` exact draws of the base model (joint states)."""
-        return self.model.domains.sample(self.b0.expand(n, -1).contiguous(), gen)
+        return self.model.domains.sample(self.b0.expand(n, -1).contiguous(), gen,
+                                         self.sampler._q_all)
 
     def _log_f_increment(self, x: torch.Tensor, beta_old: float, beta_new: float,
                          field_s: torch.Tensor | None) -> torch.Tensor:
         """``log f_{β_new}(x) - log f_{β_old}(x)`` per chain (float64)."""
         dbeta = beta_new - beta_old
         m = self.model
-        if not self.collapse:
-            g = -m.energy(x).double() - (x * self.b0).sum(-1, dtype=torch.float64)
+        if not self.collapse:  # the quadratic terms are not annealed: leave them out
+            e_lin = m.energy(x)
+            if m.log_precision is not None:
+                e_lin = e_lin - m.quadratic_energy(x, self.sampler._q_all)
+            g = -e_lin.double() - (x * self.b0).sum(-1, dtype=torch.float64)
             return dbeta * g
         a, s = self.sampler.blocks[self.keep_block], self.sampler.blocks[self.sum_block]
         b0_s = self.b0[s.index]
         f_new = b0_s + beta_new * (field_s - b0_s)
         f_old = b0_s + beta_old * (field_s - b0_s)
-        dA = s.domains.log_normalizer(f_new) - s.domains.log_normalizer(f_old)
+        q_s = self.sampler.block_quad(self.sum_block)
+        dA = s.domains.log_normalizer(f_new, q_s) - s.domains.log_normalizer(f_old, q_s)
         xa = x[:, a.index]
         db_a = m.bias.detach()[a.index] - self.b0[a.index]
         return dA.sum(-1, dtype=torch.float64) + dbeta * (xa @ db_a).double()
@@ -313,7 +327,8 @@ def base_bias(model: EnergyModel, data_values: torch.Tensor | None) -> torch.Ten
     """The base model's biases: data-fitted visible biases (else the model's learned
     ``visible_init``, else its own visible biases), hidden 0.
 
-    Data-fitted: the independent model with the data's means, ``E[s_i | b0_i] = m_i``.
+    Data-fitted: the independent model with the data's means, ``E[s_i | b0_i, q_i] = m_i``
+    (``q_i`` the unit's precision, kept by the base model).
 
     >>> import pgm_boltz as pb, torch
     >>> m = pb.compile(pb.graphs.rbm(2, 1), seed=0)
@@ -323,7 +338,10 @@ def base_bias(model: EnergyModel, data_values: torch.Tensor | None) -> torch.Ten
     b0 = torch.zeros(model.n_nodes, dtype=model.dtype, device=model.device)
     vi = model.index("visible")
     if data_values is not None:
-        vb = model.visible_domains.bias_for_mean(data_values.mean(0).double().cpu())
+        q_v = model.precisions_at("visible")
+        vb = model.visible_domains.bias_for_mean(
+            data_values.mean(0).double().cpu(),
+            q=None if q_v is None else q_v.detach().double().cpu())
         b0[vi] = vb.to(model.device, model.dtype)
     elif model.visible_init is not None:
         b0[vi] = model.visible_init.detach().to(model.device, model.dtype)

@@ -47,7 +47,8 @@ def start_states(model: EnergyModel, sampler: Sampler, n: int,
     x = sampler.init(n, generator)
     if model.visible_init is not None:
         f = model.visible_init.to(model.device, model.dtype).expand(n, -1)
-        x[:, model.index("visible")] = model.visible_domains.sample(f, generator)
+        x[:, model.index("visible")] = model.visible_domains.sample(
+            f, generator, model.precisions_at("visible"))
         if model.n_hidden:
             make_sampler(model, "block-gibbs", clamped=model.visible_index).sweep(
                 x, 1, generator=generator)

@@ -36,10 +36,12 @@ def pseudo_log_likelihood(model: EnergyModel, data: Any) -> torch.Tensor:
 
     Exact and vectorised: with ``L_i(s) = -F(v with v_i = s) + F(v)`` over the levels s of
     unit i, ``log P(v_i | v_-i) = -logsumexp_s L_i(s)``. When every hidden unit has only
-    visible neighbours, ``L_i(s) = δ f_i + sum_{j ~ i} [A_j(f_j + δ W_ij) - A_j(f_j)]`` with
-    ``δ = s - v_i``, ``f`` the fields given ``v`` (hidden at 0), costing one pass over the
-    visible-hidden edges per level (rows chunked so memory stays bounded); otherwise the
-    free energies are computed per flip.
+    visible neighbours, ``L_i(s) = δ f_i - q_i (s^2 - v_i^2) / 2 + sum_{j ~ i}
+    [A_j(f_j + δ W_ij) - A_j(f_j)]`` with ``δ = s - v_i``, ``f`` the fields given ``v``
+    (hidden at 0) and ``q_i`` the unit's precision (0 without a quadratic term), costing
+    one pass over the visible-hidden edges per level (rows chunked so memory stays
+    bounded); otherwise the free energies are computed per flip. Continuous (Gaussian)
+    visible units have no level sum here: ArgumentError.
 
     >>> import pgm_boltz as pb
     >>> m = pb.compile(pb.graphs.rbm(4, 2), seed=0)
@@ -47,6 +49,12 @@ def pseudo_log_likelihood(model: EnergyModel, data: Any) -> torch.Tensor:
     torch.Size([1, 4])
     """
     values = model.encode_data(data, "data")
+    if not model.visible_domains.discrete:
+        node = next(model.visible_nodes[i] for i, d in
+                    enumerate(model.visible_domains.domains) if not d.discrete)
+        raise ArgumentError(f"the pseudo-log-likelihood sums over each visible unit's "
+                            f"levels; visible node {node!r} is continuous (gaussian), so it "
+                            "is not available for this model (use log_prob or AIS)")
     with torch.no_grad():
         if model._hidden_problem is not None:
             return _pll_by_free_energy(model, values)
@@ -76,9 +84,15 @@ def _pll_closed_form(model: EnergyModel, values: torch.Tensor) -> torch.Tensor:
         dv_e = DomainVector(hd.domains[:1] or model.visible_domains.domains[:1])
     else:
         dv_e = DomainVector([model.spec.domains[j] for j in eh])
-    _, _, _, K_np, V_np, _ = model.visible_domains.kernel_arrays()
+    _, _, _, K_np, V_np, _ = model.visible_domains.kernel_arrays(rows=np.arange(nv))
     K = torch.as_tensor(K_np, device=dev)
     V = torch.as_tensor(V_np, dtype=dt, device=dev)
+    q_v = model.precisions_at("visible")
+    q_h = None
+    if model.log_precision is not None and len(eh):
+        q_full = model.precisions().detach()
+        if np.isin(eh, model.quadratic_index).any():
+            q_h = q_full[torch.as_tensor(eh, device=dev)]
     maxK = int(K_np.max())
     vi = model.index("visible")
     chunk = max(1, _CHUNK_ELEMENTS // max(1, len(eh), nv))
@@ -89,14 +103,16 @@ def _pll_closed_form(model: EnergyModel, values: torch.Tensor) -> torch.Tensor:
         f = model.fields(x)
         f_vis = f[:, vi]
         f_e = f[:, ej]
-        A0 = dv_e.log_normalizer(f_e) if len(eh) else None
+        A0 = dv_e.log_normalizer(f_e, q_h) if len(eh) else None
         levels = []
         for k in range(maxK):
             delta = V[:, k] - v
             L = delta * f_vis
+            if q_v is not None:
+                L = L - 0.5 * q_v.detach() * (V[:, k] ** 2 - v * v)
             if len(eh):
                 arg = f_e + delta[:, ei] * we
-                L = L.index_add(1, ei, dv_e.log_normalizer(arg) - A0)
+                L = L.index_add(1, ei, dv_e.log_normalizer(arg, q_h) - A0)
             levels.append(torch.where(k < K, L, torch.full_like(L, -math.inf)))
         out.append(-torch.logsumexp(torch.stack(levels), 0))
     return torch.cat(out)
@@ -124,15 +140,18 @@ def reconstruction_error_values(model: EnergyModel, values: torch.Tensor) -> flo
         up = make_sampler(model, "block-gibbs", clamped=model.visible_index) \
             if model.n_hidden else None
         vi = model.index("visible")
+        q = model.precisions()
+        q = None if q is None else q.detach()
+        q_v = model.precisions_at("visible", q) if q is not None else None
         for c0 in range(0, values.shape[0], _RECON_CHUNK):
             v = values[c0:c0 + _RECON_CHUNK].to(model.device, model.dtype)
             x = model.domains.mean(torch.zeros(v.shape[0], model.n_nodes, dtype=model.dtype,
-                                               device=model.device))
+                                               device=model.device), q)
             x[:, vi] = v
             if up is not None:
                 for k, blk in enumerate(up.blocks):
                     x[:, blk.index] = up.mean_field(x, k)
-            rec = model.visible_domains.mean(model.fields(x, model.visible_index))
+            rec = model.visible_domains.mean(model.fields(x, model.visible_index), q_v)
             total += float(((v - rec) ** 2).sum())
     return total / (values.shape[0] * values.shape[1])
 
@@ -160,8 +179,10 @@ def evaluate(model: EnergyModel, data: Any, *, method: str = "auto",
              base_data: Any = None) -> Evaluation:
     """Score a model on visible ``data``: NLL, pseudo-log-likelihood, reconstruction.
 
-    ``NLL = mean_rows F(v) + log Z``. ``method="auto"`` uses the exact ``log Z`` when the
-    plan is exact-feasible and AIS otherwise (``"exact"`` / ``"ais"`` force one); with AIS
+    ``NLL = mean_rows F(v) + log Z`` (per row, in nats; a negative log-*density* for
+    Gaussian visible units, whose pseudo-log-likelihood is reported as NaN: it is defined
+    here for discrete visible units only). ``method="auto"`` uses the exact ``log Z`` when
+    the plan is exact-feasible and AIS otherwise (``"exact"`` / ``"ais"`` force one); with AIS
     and ``reverse=True`` reverse AIS from ``data`` is run too and ``nll_bracket`` holds the
     NLL from both. ``log_partition`` (a float or :class:`~pgm_boltz.LogPartition`) skips
     estimation. AIS's base model is fitted to ``base_data`` (default: ``data``).
@@ -214,7 +235,8 @@ def evaluate(model: EnergyModel, data: Any, *, method: str = "auto",
                 lz = _ais_log_partition(model, "ais", n_chains=n_chains, n_betas=n_betas,
                                        data=base, seed=seed, progress=progress)
         used = method
-    pll = float(pseudo_log_likelihood(model, data).double().sum(-1).mean())
+    pll = float(pseudo_log_likelihood(model, data).double().sum(-1).mean()) \
+        if model.visible_domains.discrete else math.nan
     rec = reconstruction_error_values(model, values)
     return Evaluation(nll=mean_f + lz.value, nll_method=used, nll_stderr=lz.stderr,
                       log_partition=lz, pseudo_log_likelihood=pll,

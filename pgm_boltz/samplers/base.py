@@ -11,6 +11,12 @@ the base. ``beta`` is a float or a tensor with one value per chain (parallel tem
 sweeps all replicas at once). Given the other classes, the units of one colour class are
 independent with fields ``f_β = (1 - β) b0 + β (b + sum_p s_p W_pq)``.
 
+Quadratic self-terms ``q_i s_i^2 / 2`` (Gaussian units; multinary or finite units with a
+precision) are part of the base model too and are *not* annealed: with
+``E = E_lin + Q`` and ``E_0 = -b0 . x + Q``, ``p_β ∝ exp(-(1-β)(-b0 . x) - β E_lin - Q)``,
+so every unit keeps its precision ``q_i`` at every β (a Gaussian unit stays normalisable
+at β = 0) and only its field is tempered: ``s_i ~ P(s_i | f_β, q_i)``.
+
 The protocol (:class:`Sampler`): ``init(n, generator)`` starting states, ``sweep(x, n,
 beta, generator)`` in place, ``update_block(x, k, beta, generator)`` one class,
 ``mean_field(x, k, beta)`` conditional means, ``refresh()`` after a parameter update.
@@ -81,6 +87,7 @@ class Sampler(ABC):
     def __init__(self, model: EnergyModel, clamped: np.ndarray | None = None,
                  base_bias: torch.Tensor | None = None) -> None:
         self.model = model
+        self._block_q: list[torch.Tensor | None] = []
         n = model.n_nodes
         mask = np.zeros(n, dtype=bool)
         if clamped is not None:
@@ -109,15 +116,30 @@ class Sampler(ABC):
                 raise ArgumentError(f"base_bias must have shape ({n},), got "
                                     f"{tuple(base_bias.shape)}")
         self.base_bias = base_bias
+        self._read_quad()
+
+    def _read_quad(self) -> None:
+        """Re-read the precisions of the free classes (None for classes without quadratic
+        terms); subclasses call it from :meth:`refresh`."""
+        m = self.model
+        q = m.precisions()
+        self._q_all = None if q is None else q.detach()
+        self._block_q = [None if q is None else m.precisions_at(blk.nodes, self._q_all)
+                         for blk in self.blocks]
+
+    def block_quad(self, k: int) -> torch.Tensor | None:
+        """Precisions ``q`` of the k-th free class (None: no quadratic terms there)."""
+        return self._block_q[k] if self._block_q else None
 
     # ------------------------------------------------------------------ protocol
     def init(self, n: int, generator: torch.Generator | None = None,
              visible_values: torch.Tensor | None = None) -> torch.Tensor:
-        """``n`` starting states: each unit uniform over its levels (the β = 0 law of a
-        zero base), or the given visible values with uniform hidden units."""
+        """``n`` starting states: each unit from the β = 0 law of a zero base (uniform over
+        its levels; ``P(s) ∝ exp(-q s^2 / 2)`` with a quadratic term, normal for Gaussian
+        units), or the given visible values with such hidden units."""
         m = self.model
         x = m.domains.sample(torch.zeros(n, m.n_nodes, dtype=m.dtype, device=m.device),
-                             generator)
+                             generator, getattr(self, "_q_all", None))
         if visible_values is not None:
             x[:, m.index("visible")] = visible_values.to(m.dtype)
         return x
@@ -156,7 +178,8 @@ class Sampler(ABC):
         (``field``: its β = 1 field :meth:`block_field`, when the caller has it)."""
         blk = self.blocks[k]
         with torch.no_grad():
-            new = blk.domains.sample(self.tempered_field(x, k, beta, field), generator)
+            new = blk.domains.sample(self.tempered_field(x, k, beta, field), generator,
+                                     self.block_quad(k))
             if blk.sl is not None:
                 x[:, blk.sl] = new
             else:
@@ -165,7 +188,14 @@ class Sampler(ABC):
 
     def mean_field(self, x: torch.Tensor, k: int, beta: Beta = 1.0) -> torch.Tensor:
         """Conditional means ``E[s | rest]`` of the k-th free class given ``x``."""
-        return self.blocks[k].domains.mean(self.tempered_field(x, k, beta))
+        return self.blocks[k].domains.mean(self.tempered_field(x, k, beta),
+                                           self.block_quad(k))
+
+    def second_moment_field(self, x: torch.Tensor, k: int, beta: Beta = 1.0
+                            ) -> torch.Tensor:
+        """Conditional second moments ``E[s^2 | rest]`` of the k-th free class."""
+        return self.blocks[k].domains.second_moment(self.tempered_field(x, k, beta),
+                                                    self.block_quad(k))
 
     def memory_bytes(self) -> int:
         """Bytes held by the sampler's coupling structures."""

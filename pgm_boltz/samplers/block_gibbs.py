@@ -99,6 +99,7 @@ class BlockGibbs(Sampler):
     def refresh(self) -> None:
         """Re-read the model's parameters (after an optimiser step)."""
         m = self.model
+        self._read_quad()
         with torch.no_grad():
             self.bias = m.bias.detach()
             self.weight = m.weight.detach()

@@ -75,9 +75,11 @@ class SequentialGibbs(Sampler):
     def refresh(self) -> None:
         """Re-read the parameters into the kernels' numpy arrays."""
         m = self.model
+        self._read_quad()
         dt = np.float64 if m.dtype == torch.float64 else np.float32
         with torch.no_grad():
-            kind, lo, step, K, V, LW = m.domains.kernel_arrays(rows=[])
+            q = None if self._q_all is None else self._q_all.cpu().double().numpy()
+            kind, lo, step, K, V, LW = m.domains.kernel_arrays(q, rows=[])
             self._dom = (kind, lo.astype(dt), step.astype(dt), K, V.astype(dt),
                          LW.astype(dt))
             self._bias_np = m.bias.detach().cpu().numpy().astype(dt)

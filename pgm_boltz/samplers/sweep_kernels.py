@@ -10,7 +10,9 @@ reading the neighbours' current values; ``β`` (per chain) and the base biases `
 give the tempered laws ``p_β ∝ exp(-(1-β) E_0 - β E)`` of annealing and parallel
 tempering (``tempered=False`` skips that step: β = 1). Each unit's law comes from the
 one numba copy of the domain maths, :mod:`pgm_boltz.domains.kernels` (the domain arrays
-``dom = (kind, lo, step, K, V, LW)``). Two layouts of the couplings:
+``dom = (kind, lo, step, K, V, LW)``, with the units' quadratic self-terms in them:
+per-level log-weights of discrete units, the precision of Gaussian units, never
+tempered). Two layouts of the couplings:
 
 - **CSR** (sparse graphs: lattices, random regular graphs): per node the slice
   ``indptr[i]:indptr[i+1]`` of ``indices`` (neighbours) and ``data`` (weights);

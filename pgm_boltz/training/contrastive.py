@@ -19,9 +19,14 @@ surrogate
 where ``x`` are full joint states (values) with the last-updated block replaced by its
 conditional means (Rao-Blackwellisation), all detached. The energy is linear in the
 parameters, so ``d loss / d W_ij = <x_i x_j>_neg - <x_i x_j>_pos`` and
-``d loss / d b_i = <x_i>_neg - <x_i>_pos``: the CD/PCD estimate. The surrogate is evaluated
-through the block statistics ``X_p^T X_q`` (one matmul per colour-class pair) rather than
-per-edge gathers, so a 784 x 500 RBM step costs five matmuls.
+``d loss / d b_i = <x_i>_neg - <x_i>_pos``: the CD/PCD estimate. Models with quadratic
+self-terms ``q_i s_i^2 / 2`` (Gaussian units, multinary or finite units with a
+precision) add ``sum_i q_i (<s_i^2>_pos - <s_i^2>_neg) / 2`` to the surrogate, with the
+squares of the Rao-Blackwellised class replaced by their conditional second moments
+``E[s_i^2 | rest]``, so ``d loss / d log q_i = q_i (<s_i^2>_pos - <s_i^2>_neg) / 2``.
+The surrogate is evaluated through the block statistics ``X_p^T X_q`` (one matmul per
+colour-class pair) rather than per-edge gathers, so a 784 x 500 RBM step costs five
+matmuls.
 
 The objectives register as ``"cd"`` and ``"pcd"``; use them through
 ``model.fit(data, method="pcd", ...)``.
@@ -87,21 +92,23 @@ def _is_binary(dv) -> bool:
     return dv.uniform and bool(dv.domains) and dv.domains[0].name == "binary"
 
 
-def _mean_and_field(dv, f: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Conditional means of fields ``f``; binary units reuse ``f``'s memory (sigmoid in
-    place) and return no field, other domains return the field for sampling."""
-    if _is_binary(dv):
+def _mean_and_field(dv, f: torch.Tensor, q: torch.Tensor | None = None
+                    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Conditional means of fields ``f`` (precisions ``q``); binary units reuse ``f``'s
+    memory (sigmoid in place) and return no field, other domains return the field for
+    sampling."""
+    if q is None and _is_binary(dv):
         return f.sigmoid_(), None
-    return dv.mean(f), f
+    return dv.mean(f, q), f
 
 
 def _draw(dv, mean: torch.Tensor, f: torch.Tensor | None,
-          gen: torch.Generator | None) -> torch.Tensor:
+          gen: torch.Generator | None, q: torch.Tensor | None = None) -> torch.Tensor:
     """A draw given the means (binary: ``u < p``) or the fields (other domains)."""
     if f is None:  # u < p: cheaper than torch.bernoulli on CPU
         u = torch.rand(mean.shape, dtype=mean.dtype, device=mean.device, generator=gen)
         return u.lt_(mean)
-    return dv.sample(f, gen)
+    return dv.sample(f, gen, q)
 
 
 class ContrastiveObjective:
@@ -183,48 +190,79 @@ class ContrastiveObjective:
         return self.chains
 
     # ------------------------------------------------------------------ statistics
-    def _stats(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        """Sufficient statistics of joint states ``x`` (B, n): node means (n,) and the
-        per-colour-pair means ``X_p^T X_q / B`` (or per-edge means with sparse storage)."""
+    def _stats(self, x: torch.Tensor, sq: torch.Tensor | None = None
+               ) -> tuple[torch.Tensor, list[torch.Tensor], torch.Tensor | None]:
+        """Sufficient statistics of joint states ``x`` (B, n): node means (n,), the
+        per-colour-pair means ``X_p^T X_q / B`` (or per-edge means with sparse storage)
+        and the quadratic nodes' mean squares (from ``sq`` (B, n_quadratic), the squares
+        with Rao-Blackwellised entries, when given)."""
         B = x.shape[0]
         mean = x.mean(0)
         m = self.model
+        msq = None if sq is None else sq.mean(0)
         if m.plan.storage == "sparse":
             u, v = m.edge_index
-            return mean, [(x[:, u] * x[:, v]).mean(0)]
+            return mean, [(x[:, u] * x[:, v]).mean(0)], msq
         out = []
         for pr in m._block_pairs:
             xp, xq = _take(x, pr["ip"]), _take(x, pr["iq"])
             out.append(xp.t() @ xq / B)
-        return mean, out
+        return mean, out, msq
 
     def _surrogate(self, pos: tuple, neg: tuple) -> torch.Tensor:
-        """``mean_pos E - mean_neg E`` as a linear function of the parameters."""
+        """``mean_pos E - mean_neg E`` as a function of the parameters (linear in the
+        biases, weights and precisions)."""
         m = self.model
-        (mp, sp), (mn, sn) = pos, neg
+        (mp, sp, qp), (mn, sn, qn) = pos, neg
         loss = -(m.bias * (mp - mn)).sum()
+        if qp is not None and qn is not None:
+            loss = loss + 0.5 * (torch.exp(m.log_precision) * (qp - qn)).sum()
         if m.plan.storage == "sparse":
             return loss - (m.weight * (sp[0] - sn[0])).sum()
         for (_, _, W), a, b in zip(m.block_weights(), sp, sn):
             loss = loss - (W * (a - b)).sum()
         return loss
 
+    def _squares(self, x: torch.Tensor, block_index: torch.Tensor | None,
+                 block_sq: torch.Tensor | None) -> torch.Tensor | None:
+        """Squares of the quadratic nodes (B, n_quadratic) of states ``x`` whose class
+        ``block_index`` holds conditional means: their entries become the conditional
+        second moments ``block_sq`` (None without quadratic nodes)."""
+        m = self.model
+        if m.log_precision is None:
+            return None
+        qi = m._quad_index(x.device)
+        sq = x.index_select(1, qi) ** 2
+        if block_index is None or block_sq is None:
+            return sq
+        pos = np.searchsorted(m.quadratic_index, np.asarray(block_index.cpu()))
+        hit = pos < len(m.quadratic_index)
+        hit[hit] = m.quadratic_index[pos[hit]] == np.asarray(block_index.cpu())[hit]
+        if hit.any():
+            cols = torch.as_tensor(pos[hit], device=x.device)
+            sq[:, cols] = block_sq[:, torch.as_tensor(np.flatnonzero(hit), device=x.device)]
+        return sq
+
     # ------------------------------------------------------------------ phases
     def _positive(self, batch: torch.Tensor, gen: torch.Generator | None
-                  ) -> tuple[torch.Tensor, torch.Tensor]:
+                  ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
         """Positive-phase joint states: (Rao-Blackwellised x for the statistics, a
-        sampled x to start CD chains from)."""
+        sampled x to start CD chains from, the quadratic nodes' Rao-Blackwellised squares
+        or None)."""
         m = self.model
         B = batch.shape[0]
         if self.analytic:
             x = m.visible_state(batch)
             if m.n_hidden == 0:
-                return x, x
+                return x, x, self._squares(x, None, None)
             f = m.fields(x, m.hidden_index)
+            q_h = m.precisions_at("hidden")
             xs = x.clone()
-            x[:, self._hi] = m.hidden_domains.mean(f)
-            xs[:, self._hi] = m.hidden_domains.sample(f, gen)
-            return x, xs
+            x[:, self._hi] = m.hidden_domains.mean(f, q_h)
+            xs[:, self._hi] = m.hidden_domains.sample(f, gen, q_h)
+            sq = self._squares(x, self._hi, None if q_h is None else
+                               m.hidden_domains.second_moment(f, q_h))
+            return x, xs, sq
         s = self.clamped
         assert s is not None
         s.refresh()
@@ -243,24 +281,30 @@ class ContrastiveObjective:
         if ridx is not None:
             self._pos_state[ridx] = x
         xs = x.clone()
-        last = s.blocks[-1]
-        x[:, last.index] = s.mean_field(x, len(s.blocks) - 1)
-        return x, xs
+        k_last = len(s.blocks) - 1
+        last = s.blocks[k_last]
+        sq_last = None if s.block_quad(k_last) is None else s.second_moment_field(x, k_last)
+        x[:, last.index] = s.mean_field(x, k_last)
+        return x, xs, self._squares(x, last.index, sq_last)
 
     def _negative(self, start: torch.Tensor, gen: torch.Generator | None
-                  ) -> tuple[torch.Tensor, torch.Tensor]:
-        """``k`` sweeps from ``start`` (in place); returns (Rao-Blackwellised, sampled)."""
+                  ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """``k`` sweeps from ``start`` (in place); returns (Rao-Blackwellised, sampled, the
+        quadratic nodes' Rao-Blackwellised squares or None)."""
         s = self.sampler
         s.refresh()
         s.sweep(start, self.k, generator=gen)
         x = start.clone()
-        last = s.blocks[-1]
-        mf = s.mean_field(start, len(s.blocks) - 1)
+        k_last = len(s.blocks) - 1
+        last = s.blocks[k_last]
+        mf = s.mean_field(start, k_last)
+        sq_last = None if s.block_quad(k_last) is None else \
+            s.second_moment_field(start, k_last)
         if last.sl is not None:
             x[:, last.sl] = mf
         else:
             x[:, last.index] = mf
-        return x, start
+        return x, start, self._squares(x, last.index, sq_last)
 
     # ------------------------------------------------------------------ fast RBM path
     def _rbm_loss(self, v: torch.Tensor, gen: torch.Generator | None) -> torch.Tensor:
@@ -270,21 +314,24 @@ class ContrastiveObjective:
         m, lay = self.model, self.layout
         W, bv, bh = m.weight.view(lay.shape), m.bias[lay.vs], m.bias[lay.hs]
         vd, hd = m.visible_domains, m.hidden_domains
+        q_all = None if m.log_precision is None else m.precisions().detach()
+        qv = None if q_all is None else m.precisions_at("visible", q_all)
+        qh = None if q_all is None else m.precisions_at("hidden", q_all)
         with torch.no_grad():
             Wd, bvd, bhd = W.detach(), bv.detach(), bh.detach()
-            hp, fp = _mean_and_field(hd, torch.addmm(bhd, v, Wd))
+            hp, fp = _mean_and_field(hd, torch.addmm(bhd, v, Wd), qh)
             if self.persistent:
                 if self.chains is None:
                     self.chains = self._init_chains(gen)
                 h = self.chains[:, lay.hs]
             else:
-                h = _draw(hd, hp, fp, gen)
+                h = _draw(hd, hp, fp, gen, qh)
             for step in range(self.k):
-                vm, fv = _mean_and_field(vd, torch.addmm(bvd, h, Wd.t()))
-                vn = _draw(vd, vm, fv, gen)
-                hn, fn = _mean_and_field(hd, torch.addmm(bhd, vn, Wd))
+                vm, fv = _mean_and_field(vd, torch.addmm(bvd, h, Wd.t()), qv)
+                vn = _draw(vd, vm, fv, gen, qv)
+                hn, fn = _mean_and_field(hd, torch.addmm(bhd, vn, Wd), qh)
                 if step < self.k - 1 or self.persistent:
-                    h = _draw(hd, hn, fn, gen)
+                    h = _draw(hd, hn, fn, gen, qh)
             if self.persistent:
                 self.chains[:, lay.vs] = vn
                 self.chains[:, lay.hs] = h
@@ -294,8 +341,19 @@ class ContrastiveObjective:
             Vs, Hs = torch.cat([v, vn]), torch.cat([hp, hn])
             S = torch.mm(Vs.t(), Hs * w[:, None])
             dv, dh = w @ Vs, w @ Hs
+            if q_all is not None:  # <s^2>_pos - <s^2>_neg (E[h^2 | v] for hidden units)
+                d2 = torch.zeros(m.n_nodes, dtype=m.dtype, device=v.device)
+                if qv is not None:
+                    d2[lay.vs] = w @ (Vs * Vs)
+                if qh is not None:
+                    d2[lay.hs] = w @ torch.cat([hd.second_moment(fp, qh),
+                                                hd.second_moment(fn, qh)])
+                d2 = d2[m._quad_index(v.device)]
         # dot products: one pass forward, one backward (W is a view of model.weight)
-        return -(torch.dot(m.weight, S.view(-1)) + torch.dot(bv, dv) + torch.dot(bh, dh))
+        loss = -(torch.dot(m.weight, S.view(-1)) + torch.dot(bv, dv) + torch.dot(bh, dh))
+        if q_all is not None:
+            loss = loss + 0.5 * torch.dot(torch.exp(m.log_precision), d2)
+        return loss
 
     def _row_weights(self, B: int, C: int) -> torch.Tensor:
         key = (B, C)
@@ -317,14 +375,14 @@ class ContrastiveObjective:
         if self.fast:
             return self._rbm_loss(batch, generator)
         with torch.no_grad():
-            pos_rb, pos_s = self._positive(batch, generator)
+            pos_rb, pos_s, pos_sq = self._positive(batch, generator)
             if self.persistent:
                 if self.chains is None:
                     self.chains = self._init_chains(generator)
-                neg_rb, _ = self._negative(self.chains, generator)
+                neg_rb, _, neg_sq = self._negative(self.chains, generator)
             else:
-                neg_rb, _ = self._negative(pos_s.clone(), generator)
-            pos, neg = self._stats(pos_rb), self._stats(neg_rb)
+                neg_rb, _, neg_sq = self._negative(pos_s.clone(), generator)
+            pos, neg = self._stats(pos_rb, pos_sq), self._stats(neg_rb, neg_sq)
         return self._surrogate(pos, neg)
 
     def after_step(self) -> None:

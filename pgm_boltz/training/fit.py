@@ -304,18 +304,22 @@ PARAMETER_LIMIT = 1e8
 
 def _parameter_limit(model: EnergyModel) -> float:
     """``PARAMETER_LIMIT`` in the model's units: divided by the largest squared value a
-    unit takes (a coupling of 1e8 between spins makes every conditional 0 or 1)."""
-    vmax = max((max(abs(r) for r in d.value_range()) for d in model.spec.domains),
-               default=1.0)
+    unit takes (a coupling of 1e8 between spins makes every conditional 0 or 1);
+    continuous units count as 1 (their data are in units of their standard deviation)."""
+    ranges = [max(abs(r) for r in d.value_range()) for d in model.spec.domains]
+    vmax = max((r for r in ranges if math.isfinite(r)), default=1.0)  # Gaussian: in sd
     return PARAMETER_LIMIT / max(vmax * vmax, 1e-300)
 
 
 def _set_initial_biases(model: EnergyModel, train: torch.Tensor, set_biases: bool) -> None:
-    """The data's independent-unit biases become the model's ``visible_init`` (learned
-    state: Gibbs chains and AIS base models start from it) and, on a first fit, the
-    undeclared visible biases."""
+    """The data's independent-unit biases (given the visible units' precisions) become the
+    model's ``visible_init`` (learned state: Gibbs chains and AIS base models start from
+    it) and, on a first fit, the undeclared visible biases."""
     with torch.no_grad():
-        visible_bias = model.visible_domains.bias_for_mean(train.double().mean(0).cpu())
+        q_v = model.precisions_at("visible")
+        q_v = None if q_v is None else q_v.detach().double().cpu()
+        visible_bias = model.visible_domains.bias_for_mean(train.double().mean(0).cpu(),
+                                                           q=q_v)
         visible_bias = visible_bias.to(model.device, model.dtype)
         model.visible_init = visible_bias.detach().clone()
         if set_biases:
