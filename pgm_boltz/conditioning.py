@@ -221,7 +221,7 @@ class ConditionedModel:
         >>> import pgm_boltz as pb, torch
         >>> m = pb.compile(pb.graphs.rbm(2, 1), seed=0)
         >>> c = m.condition({"v0": 1})
-        >>> float(c.log_prob([[1, 0], [1, 1]]).exp().sum())  # doctest: +ELLIPSIS
+        >>> float(c.log_prob([[1, 0], [1, 1]]).detach().exp().sum())  # doctest: +ELLIPSIS
         1.0...
         """
         m = self.model
