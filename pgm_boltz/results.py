@@ -130,8 +130,8 @@ class Diagnostics:
 
 @dataclass
 class TemperingStats:
-    """What a parallel-tempering sampler records about its chains since its counters
-    last restarted (they restart when the ladder changes).
+    """What a parallel-tempering sampler records about its chains: swap rates since the
+    (adaptive) ladder last moved, the rest since its number of levels last changed.
 
     Attributes
     ----------

@@ -317,6 +317,15 @@ def test_pt_pcd_fit_records_swaps_and_continues_the_replicas() -> None:
               batch_size=20, lr=0.1, n_chains=30, seed=1, progress=False)
     assert model.persistent_chains is chains
     assert tempering_module._STATES[chains] is state and state.total_sweeps == swept + 6
+    # an adaptive ladder that keeps adapting (windows shorter than an epoch) still
+    # reports each epoch's swap rates, and round trips across its moves
+    m2 = pb.compile(pb.graphs.rbm(6, 3), engine="block-gibbs", seed=0, init_scale=0.3)
+    h2 = m2.fit(data, method="pcd", sampler="tempering", epochs=6, batch_size=5, lr=0.1,
+                n_chains=200, seed=0, progress=False,
+                sampler_options={"n_replicas": 4, "adapt_sweeps": 10**6})
+    assert all(0 < r["swap_rate_min"] <= 1 for r in h2)
+    assert sum(r["round_trips"] for r in h2) > 0
+    assert tempering_module._STATES[m2.persistent_chains].moves >= 6
     # the visible biases of the base are the data's: the hot end samples its marginals
     s = make_sampler(model, "tempering")
     expect = torch.zeros(model.n_nodes)

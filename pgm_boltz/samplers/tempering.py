@@ -51,7 +51,10 @@ Ladders (``ladder=``):
   Without ``n_replicas`` the number of levels is re-chosen each window too, as
   ``R = ceil(sum_r d_r / (2 erfcinv(target_rate)))``, so that every pair swaps at about
   ``target_rate``; with ``n_replicas`` the count stays and the rates are equalised.
-  Counters restart when the ladder changes; after ``adapt_sweeps`` the ladder is fixed.
+  With the count unchanged the replicas stay and only their β move; a new count starts
+  each new level from the replicas of the nearest old one. Swap counters restart when
+  the ladder moves, round trips when the count changes. After ``adapt_sweeps`` the
+  ladder is fixed.
 - ``betas=[1, ..., β_R]``: an explicit ladder (decreasing from 1, last >= 0).
 
 The default number of levels is ``clip(ceil(sqrt(n_free)), 4, 32)`` with ``n_free`` the
@@ -131,10 +134,11 @@ def _erfcinv(y: np.ndarray) -> np.ndarray:
 class TemperingState:
     """The replicas of a batch of chains (attached to the chain tensor; see the module
     text). ``Y`` stacks the levels: row ``r * C + c`` is chain ``c`` at ``betas[r]``.
-    Counters (swap attempts and acceptances per pair, round trips, per-level flow)
-    restart with every ladder change; ``labels[r, c]`` is the replica at level ``r`` of
-    chain ``c``, ``last[w, c]`` the extreme replica ``w`` visited last (0 none, 1 the
-    β = 1 end, 2 the hot end) and ``cold[w, c]`` whether it has visited β = 1."""
+    Swap counters (attempts and acceptances per pair) restart whenever the adaptive
+    ladder moves; round trips, the per-level flow and ``sweeps`` restart when the number
+    of levels changes. ``labels[r, c]`` is the replica at level ``r`` of chain ``c``,
+    ``last[w, c]`` the end replica ``w`` visited last (0 none, 1 the β = 1 end, 2 the
+    hot end) and ``cold[w, c]`` whether it has visited β = 1."""
 
     key: tuple
     Y: torch.Tensor
@@ -148,12 +152,14 @@ class TemperingState:
     round_trips: torch.Tensor
     flow_up: torch.Tensor
     flow_seen: torch.Tensor
-    sweeps: int = 0  # sweeps since the counters restarted
+    sweeps: int = 0  # sweeps since the number of levels last changed
     total_sweeps: int = 0  # sweeps since the state was created
     parity: int = 0
     adapting: bool = False
     window_start: int = 0
     marks: tuple = ()  # counters at the last metrics() call
+    moves: int = 0  # ladder moves so far
+    last_window: tuple | None = None  # (accepted, attempts) before the last move
 
     @property
     def n_levels(self) -> int:
@@ -314,25 +320,28 @@ class TemperingSampler(Sampler):
     # ------------------------------------------------------------------ diagnostics
     def statistics(self, x: torch.Tensor) -> TemperingStats | None:
         """The :class:`~pgm_boltz.results.TemperingStats` of the chains ``x`` (swap rates
-        per pair, round trips, flow) since their counters last restarted; None for a
-        tensor no tempering sampler has swept."""
+        per pair, round trips, flow); None for a tensor no tempering sampler has swept."""
         return tempering_statistics(x)
 
     def metrics(self, x: torch.Tensor) -> dict[str, float]:
-        """Per-epoch numbers for a training history: the smallest and mean swap rate, the
-        round trips and sweeps since the previous call (or the last ladder change), and
-        the number of levels."""
+        """Per-epoch numbers for a training history: the smallest and mean swap rate
+        since the previous call or the ladder's last move, whichever is later (the last
+        adaptation window's when the ladder has just moved), the round trips since the
+        previous call or the last change of the number of levels, and that number."""
         st = _STATES.get(x)
         if st is None:
             return {}
         acc = st.accepted.cpu().numpy().copy()  # copies: .numpy() shares CPU memory
         att = st.attempts.cpu().numpy().copy()
-        rt, sw = int(st.round_trips.sum()), st.sweeps
-        marks = (st.n_levels, acc, att, rt, sw)
-        if st.marks and st.marks[0] == st.n_levels and st.marks[4] <= sw:
-            _, a0, t0, r0, s0 = st.marks
-            acc, att, rt, sw = acc - a0, att - t0, rt - r0, sw - s0
+        rt = int(st.round_trips.sum())
+        marks = (st.moves, acc, att, st.n_levels, rt)
+        if st.marks and st.marks[0] == st.moves:  # the ladder has not moved since
+            acc, att = acc - st.marks[1], att - st.marks[2]
+        if st.marks and st.marks[3] == st.n_levels:  # nor changed its count
+            rt -= st.marks[4]
         st.marks = marks
+        if not att.any() and st.last_window is not None:  # it has just moved
+            acc, att = (t.cpu().numpy() for t in st.last_window)
         rates = np.where(att > 0, acc / np.maximum(att, 1), np.nan)
         ok = rates[np.isfinite(rates)]
         return {"swap_rate_min": float(ok.min()) if len(ok) else math.nan,
@@ -445,20 +454,26 @@ class TemperingSampler(Sampler):
         new = np.interp(np.linspace(0.0, total, n_pairs + 1), ell, st.betas)
         new[0], new[-1] = 1.0, st.betas[-1]
         new = np.minimum.accumulate(new)  # non-increasing despite rounding
-        old = st.betas
-        # each new level starts from the replicas of the nearest old level
-        near = np.abs(new[:, None] - old[None, :]).argmin(1)
+        st.last_window = (st.accepted.clone(), st.attempts.clone())
+        st.moves += 1
         C = st.n_chains
+        if len(new) == st.n_levels:  # same count: the replicas stay, their β moves
+            st.betas = new
+            st.row_betas = torch.as_tensor(np.repeat(new, C), dtype=st.row_betas.dtype,
+                                           device=st.Y.device)
+            st.accepted.zero_()
+            st.attempts.zero_()
+            return
+        # a new count: each new level starts from the replicas of the nearest old level
+        near = np.abs(new[:, None] - st.betas[None, :]).argmin(1)
         rows = (torch.as_tensor(near, device=st.Y.device)[:, None] * C
                 + torch.arange(C, device=st.Y.device)[None, :]).reshape(-1)
         Y = st.Y.index_select(0, rows)
         fresh = self._new_state(Y[:C], new, Y)
-        fresh.total_sweeps, fresh.parity = st.total_sweeps, st.parity
-        fresh.adapting, fresh.window_start = st.adapting, st.window_start
         for f in ("Y", "betas", "row_betas", "labels", "last", "cold", "accepted",
                   "attempts", "round_trips", "flow_up", "flow_seen"):
             setattr(st, f, getattr(fresh, f))
-        st.sweeps, st.marks = 0, ()
+        st.sweeps, st.marks, st.last_window = 0, (), None
 
 
 def _check_betas(betas: Any) -> np.ndarray:
@@ -507,8 +522,10 @@ def tempering_statistics(x: torch.Tensor) -> TemperingStats | None:
     st = _STATES.get(x)
     if st is None:
         return None
-    att = st.attempts.cpu()
-    rates = torch.where(att > 0, st.accepted.cpu() / att.clamp(min=1), float("nan"))
+    acc, att = st.accepted.cpu(), st.attempts.cpu()
+    if not att.any() and st.last_window is not None:  # the ladder has just moved
+        acc, att = (t.cpu() for t in st.last_window)
+    rates = torch.where(att > 0, acc / att.clamp(min=1), float("nan"))
     seen = st.flow_seen.cpu()
     flow = torch.where(seen > 0, st.flow_up.cpu() / seen.clamp(min=1), float("nan"))
     return TemperingStats(betas=torch.as_tensor(st.betas.copy()), swap_rates=rates,
