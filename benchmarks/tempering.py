@@ -253,7 +253,8 @@ def train_ours(train: np.ndarray, epochs: int, tempering: bool, seed: int
     return m, time.perf_counter() - t, h[-1]
 
 
-def train_rbms(train: np.ndarray, epochs: int, seed: int) -> tuple[pb.BoltzmannMachine, float]:
+def train_rbms(train: np.ndarray, epochs: int, seed: int, lr: float = 0.01
+               ) -> tuple[pb.BoltzmannMachine, float]:
     from rbms.bernoulli_bernoulli.classes import BBRBM
     from rbms.training.pcd import fit_batch_pcd
 
@@ -268,7 +269,7 @@ def train_rbms(train: np.ndarray, epochs: int, seed: int) -> tuple[pb.BoltzmannM
     params = BBRBM.init_parameters(500, ds, device="cpu", dtype=torch.float32)
     for p in params.parameters():
         p.grad = torch.zeros_like(p)
-    opt = torch.optim.SGD(params.parameters(), lr=0.01, maximize=True)
+    opt = torch.optim.SGD(params.parameters(), lr=lr, maximize=True)
     chains = params.init_chains(100)
     w = torch.ones(100)
     t = time.perf_counter()
@@ -302,7 +303,8 @@ def save_grid(model, path: str, steps: int, seed: int = 0) -> None:
 
 
 def quality(quick: bool, epochs: int, ais_betas: int, grid_steps: int, peers: bool,
-            write: bool, C: int, T: int, lines: list[str]) -> None:
+            write: bool, C: int, T: int, lines: list[str],
+            rbms_lrs: tuple[float, ...] = (0.01,)) -> None:
     train, test = mnist_split()
     if quick:
         train, test = train[:400], test[:200]
@@ -316,11 +318,13 @@ def quality(quick: bool, epochs: int, ais_betas: int, grid_steps: int, peers: bo
     learners.append(("pgm_boltz PT-PCD-1", "ptpcd", m, secs, note))
     if peers:
         try:
-            m, secs = train_rbms(train, epochs, 0)
-            learners.append(("rbms PCD-1 (its lr 0.01, normalised gradient)", "rbms", m,
-                             secs, ""))
+            for lr in rbms_lrs:
+                m, secs = train_rbms(train, epochs, 0, lr)
+                what = "its default lr" if lr == 0.01 else "lr"
+                learners.append((f"rbms PCD-1 ({what} {lr:g}, normalised gradient)",
+                                 f"rbms_lr{lr:g}", m, secs, ""))
         except ImportError:
-            lines.append("rbms not installed: its row is missing.")
+            lines.append("rbms not installed: its rows are missing.")
         m, secs = train_sklearn(train, epochs, 0)
         learners.append(("scikit-learn BernoulliRBM (PCD-1, batch-size chains)", "sklearn", m,
                          secs, ""))
@@ -375,6 +379,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--chains", type=int, default=16, help="chains of the mixing runs")
     ap.add_argument("--sweeps", type=int, default=2000, help="recorded sweeps (mixing)")
     ap.add_argument("--no-peers", action="store_true", help="skip rbms and scikit-learn")
+    ap.add_argument("--rbms-lr", default="0.01,0.1",
+                    help="learning rates of the rbms PCD runs (its default is 0.01; its "
+                         "gradient is normalised to unit norm)")
     ap.add_argument("--threads", type=int, default=None, help="torch threads")
     args = ap.parse_args(argv)
     if args.threads:
@@ -394,7 +401,8 @@ def main(argv: list[str] | None = None) -> int:
     if "quality" in parts:
         quality(args.quick, args.epochs, args.ais_betas, args.grid_steps,
                 not args.no_peers, not args.quick, min(args.chains, 10),
-                min(args.sweeps, 300 if args.quick else 1000), lines)
+                min(args.sweeps, 300 if args.quick else 1000), lines,
+                tuple(float(v) for v in args.rbms_lr.split(",")))
     lines += ["", f"Total {time.perf_counter() - t0:.0f} s."]
     text = "\n".join(lines)
     print(text)
