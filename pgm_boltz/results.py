@@ -13,7 +13,7 @@ from typing import NamedTuple
 
 import torch
 
-__all__ = ["Bracket", "Diagnostics", "Evaluation", "LogPartition"]
+__all__ = ["Bracket", "Diagnostics", "Evaluation", "LogPartition", "TemperingStats"]
 
 
 class LogPartition(NamedTuple):
@@ -89,6 +89,9 @@ class Diagnostics:
     n_chains: int
     n_steps: int
     statistics: dict[str, torch.Tensor] = field(default_factory=dict, repr=False)
+    #: what the sampler records about its chains (parallel tempering:
+    #: :class:`TemperingStats`), None for samplers that keep nothing
+    sampler_statistics: object = None
 
     @property
     def min_ess(self) -> float:
@@ -120,4 +123,59 @@ class Diagnostics:
                              f"/ median {float(e.nanmedian()):.1f}, "
                              f"R-hat max {float(r.nan_to_num(0, posinf=math.inf).max()):.3f}")
         lines.append(f"  converged (max R-hat < 1.1): {self.converged}")
+        if self.sampler_statistics is not None:
+            lines.append(str(self.sampler_statistics))
         return "\n".join(lines)
+
+
+@dataclass
+class TemperingStats:
+    """What a parallel-tempering sampler records about its chains: swap rates since the
+    (adaptive) ladder last moved, the rest since its number of levels last changed.
+
+    Attributes
+    ----------
+    betas: the ladder ``1 = β_0 > ... > β_R`` (R + 1,).
+    swap_rates: accepted / attempted exchanges of each neighbouring pair ``(r, r + 1)``
+        (R,); NaN for a pair not yet attempted. swap_attempts: the attempts (R,).
+    round_trips: completed trips ``β_0 → β_R → β_0`` of replicas, over all chains.
+    sweeps: sweeps counted; n_chains: the chains (each with R + 1 replicas).
+    flow: per level, the fraction of replicas (of those that have visited an end) whose
+        last end was ``β_0`` (R + 1,): 1 at β_0, 0 at β_R, in between a straight line
+        for a well-spaced ladder (Katzgraber et al. 2006).
+    adapting: whether an adaptive ladder is still adapting.
+
+    >>> import torch
+    >>> s = TemperingStats(torch.tensor([1.0, 0.0]), torch.tensor([0.4]),
+    ...                    torch.tensor([100.0]), 3, 200, 1, torch.tensor([1.0, 0.0]), False)
+    >>> s.round_trip_rate
+    0.015
+    """
+
+    betas: torch.Tensor
+    swap_rates: torch.Tensor
+    swap_attempts: torch.Tensor
+    round_trips: int
+    sweeps: int
+    n_chains: int
+    flow: torch.Tensor
+    adapting: bool = False
+
+    @property
+    def n_levels(self) -> int:
+        """Replicas per chain, ``R + 1``."""
+        return len(self.betas)
+
+    @property
+    def round_trip_rate(self) -> float:
+        """Round trips per chain per sweep (NaN before any sweep)."""
+        return self.round_trips / (self.n_chains * self.sweeps) if self.sweeps else math.nan
+
+    def __str__(self) -> str:
+        rates = ", ".join(f"{float(r):.2f}" for r in self.swap_rates)
+        betas = ", ".join(f"{float(b):.3g}" for b in self.betas)
+        return (f"parallel tempering: {self.n_levels} levels per chain × {self.n_chains} "
+                f"chains, {self.sweeps} sweeps{' (adapting)' if self.adapting else ''}\n"
+                f"  betas [{betas}]\n  swap rates [{rates}]\n"
+                f"  round trips {self.round_trips} ({self.round_trip_rate:.2e} per chain "
+                "per sweep)")

@@ -59,7 +59,8 @@ def diagnostics(samples_or_model: Any, *, n_chains: int = 8, steps: int = 1000,
       such as ``backend`` pass through) from uniform (over-dispersed) starts for
       ``burn_in + steps`` sweeps and records, after the burn-in, the joint energy
       ``E(x)`` (``"energy"``) and every visible unit's value (``"visible"``, shape
-      (n_visible,)) at each sweep.
+      (n_visible,)) at each sweep. What the sampler records about its chains (parallel
+      tempering's swap rates and round trips) is ``sampler_statistics``.
 
     ESS counts the draws worth of independent samples over all chains (≈ n_chains ×
     n_steps for independent draws); split R-hat ≈ 1 for mixed chains and > 1.1 when chains
@@ -130,4 +131,4 @@ def _model_diagnostics(model: EnergyModel, n_chains: int, steps: int, burn_in: i
     ess, rhat = {}, {}
     for name, t in stats.items():
         ess[name], rhat[name] = _stats_of(t)
-    return Diagnostics(ess, rhat, n_chains, steps, stats)
+    return Diagnostics(ess, rhat, n_chains, steps, stats, s.statistics(x))

@@ -201,6 +201,17 @@ class Sampler(ABC):
         """Bytes held by the sampler's coupling structures."""
         return 0
 
+    def statistics(self, x: torch.Tensor) -> Any:
+        """What the sampler records about the chains ``x`` (parallel tempering: a
+        :class:`~pgm_boltz.results.TemperingStats`); None for samplers that keep
+        nothing beyond ``x``."""
+        return None
+
+    def metrics(self, x: torch.Tensor) -> dict[str, float]:
+        """Numbers about the chains ``x`` worth a training history's epoch record (e.g.
+        swap rates); empty for samplers that keep nothing beyond ``x``."""
+        return {}
+
 
 _SAMPLERS: dict[str, Callable[..., Sampler]] = {}
 

@@ -129,7 +129,9 @@ class ContrastiveObjective:
 
     Each epoch's metrics: ``recon_error`` (on at most ``MONITOR_ROWS`` evenly spaced
     training rows) and, when exact work is feasible, ``nll`` (train, all rows) and
-    ``val_nll`` (validation data); without exact work, ``val_recon_error``.
+    ``val_nll`` (validation data); without exact work, ``val_recon_error``; and for PCD
+    the sampler's own :meth:`~pgm_boltz.samplers.Sampler.metrics` (parallel tempering:
+    ``swap_rate_min``, ``swap_rate_mean``, ``round_trips``, ``replicas``).
     """
 
     name = "contrastive"
@@ -410,6 +412,8 @@ class ContrastiveObjective:
                     out["val_nll"] = float(exact_nll(m, val, log_z))
         elif val is not None:
             out["val_recon_error"] = reconstruction_error_values(m, self._monitor_rows(val))
+        if self.persistent and self.chains is not None:
+            out.update(self.sampler.metrics(self.chains))  # e.g. tempering's swap rates
         return out
 
 
