@@ -97,9 +97,9 @@ def compile(
 
 
 def __getattr__(name: str) -> Any:
-    """Lazy public names: ``pb.pyro`` (imports Pyro), ``pb.estimate``, ``pb.evaluate``,
-    ``pb.diagnostics``."""
-    if name in ("pyro", "estimate"):
+    """Lazy public names: ``pb.pyro`` (imports Pyro), ``pb.estimate``, ``pb.structure``,
+    ``pb.evaluate``, ``pb.diagnostics``."""
+    if name in ("pyro", "estimate", "structure"):
         import importlib
 
         return importlib.import_module(f".{name}", __name__)
