@@ -187,7 +187,7 @@ def prepare(data: Any, domain: Any = "spin", *, levels: Any = None, values: Any 
     bad = ~np.isfinite(X)
     if bad.any():
         r, c = map(int, np.argwhere(bad)[0])
-        raise DataError(f"data row {r}, column {cols[c]!r} is {X[r, c]!r}; data must be "
+        raise DataError(f"data row {r}, column {cols[c]!r} is {float(X[r, c])!r}; data must be "
                         f"finite codes ({int(bad.sum())} non-finite entries in all): drop "
                         "or impute those rows")
     doms = _per_column(domain, cols, "domain")
@@ -212,11 +212,11 @@ def prepare(data: Any, domain: Any = "spin", *, levels: Any = None, values: Any 
             text = "0 or 1" if dom == "binary" else f"an integer code in 0..{K - 1}"
         if not ok.all():
             r = int(np.flatnonzero(~ok)[0])
-            raise DataError(f"data row {r}, column {cols[c]!r} has value {x[r]!r}; the "
+            raise DataError(f"data row {r}, column {cols[c]!r} has value {float(x[r])!r}; the "
                             f"column's domain {dom} takes {text} ({int((~ok).sum())} bad "
                             "values in the column)")
         if (k == k[0]).all():
-            raise DataError(f"column {cols[c]!r} is constant (every row is {x[0]!r}): its "
+            raise DataError(f"column {cols[c]!r} is constant (every row is {float(x[0])!r}): its "
                             "bias would be infinite and its couplings unidentifiable; drop "
                             "the column (or collect data where it varies)")
         S[:, c] = table[k]
