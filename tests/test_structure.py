@@ -374,6 +374,24 @@ def test_refit_and_sandwich_match_autograd():
     np.testing.assert_allclose(se.numpy(), cov.diagonal()[n:].sqrt().numpy(), rtol=1e-6)
 
 
+def test_large_problem_fallbacks_agree():
+    """Above ``dense_limit`` parameters the refit runs L-BFGS and the standard errors use
+    the diagonal sandwich: the same optimum, standard errors of the same size."""
+    truth = _mixed_lattice(3, 3, seed=30)
+    data, names = _sample(truth, 3000, seed=31)
+    prob = _problem(data, "spin", None, None, names, None, None)
+    obj = prob.objective("pl")
+    index = {c: i for i, c in enumerate(names)}
+    edges = np.array(sorted(sorted((index[u], index[v])) for u, v in truth.edges))
+    z = lambda k: torch.zeros(k, dtype=torch.float64)
+    b1, w1, se1, _ = _solver.refit_symmetric(obj, edges, z(9), z(12), n_samples=3000)
+    b2, w2, _, _ = _solver.refit_symmetric(obj, edges, z(9), z(12), dense_limit=1)
+    assert torch.allclose(w1, w2, atol=1e-5) and torch.allclose(b1, b2, atol=1e-5)
+    se2 = _solver.pl_standard_errors(obj, edges, b1, w1, 3000, dense_limit=1)
+    ratio = (se2 / se1).numpy()
+    assert (ratio > 0.5).all() and (ratio < 2.0).all(), ratio
+
+
 def test_compress_rows_is_exact():
     rng = np.random.default_rng(0)
     codes = rng.integers(0, 2, size=(500, 4))
@@ -634,3 +652,21 @@ def test_prune_bad_input():
         pb.structure.prune(pb.graphs.lattice(2, 2), threshold=0.1)
     with pytest.raises(pb.DataError, match="unknown method"):
         pb.structure.prune(model, method="random")
+
+
+@pytest.mark.slow
+def test_structure_study_example_quick(tmp_path, capsys):
+    """examples/structure_study.py --quick runs end to end and writes its figure."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "examples" / "structure_study.py"
+    spec = importlib.util.spec_from_file_location("structure_study", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    out = tmp_path / "study.png"
+    mod.main(["--quick", "--out", str(out)])
+    assert out.stat().st_size > 10_000
+    text = capsys.readouterr().out
+    for name in ("RBM 64x16", "DBM 64-16-4", "local RBM", "learned pixel graph"):
+        assert name in text

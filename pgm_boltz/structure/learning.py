@@ -209,10 +209,10 @@ def finish(prob: _Problem, W_raw: np.ndarray, b_raw: np.ndarray, *, symmetrize: 
     """Symmetrise node-wise estimates (raw units), refit, test or threshold the edges,
     and build the graph.
 
-    ``threshold="auto"``: backward elimination, dropping the edge with the smallest
-    Wald statistic ``|w_e| / se_e`` (sandwich standard errors,
-    :func:`~pgm_boltz.structure._solver.pl_standard_errors`) while it is under
-    ``Phi^{-1}(1 - alpha / (n (n-1)))``, refitting after each drop. A number drops the
+    ``threshold="auto"``: backward elimination on the Wald statistics ``|w_e| / se_e``
+    (sandwich standard errors, :func:`~pgm_boltz.structure._solver.pl_standard_errors`):
+    while some edge is under ``Phi^{-1}(1 - alpha / (n (n-1)))``, drop the failing edges
+    weakest first, at most one per node per round, and refit. A number drops the
     edges with ``|w_e| < threshold`` (then refits). ``None`` keeps every selected edge.
     """
     edges = select(W_raw, symmetrize)
