@@ -37,6 +37,7 @@ after ``pip install multiprocess``; without ConIII its rows are skipped).
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import os
 import platform
@@ -284,6 +285,10 @@ def main(argv=None):
     load1 = os.getloadavg()
     args.out.mkdir(parents=True, exist_ok=True)
     write_plot(results, args.out / "structure_recovery.png")
+    (args.out / "structure.json").write_text(json.dumps(
+        {name: {"methods": {m: {str(N): v for N, v in r.items()} for m, r in res.items()},
+                "edges": ne, "nodes": nn}
+         for name, (res, ne, nn) in results.items()} | {"scale": scale}, indent=1))
     write_md(results, args, reps, wall, load0, load1, coniii_note,
              args.out / "structure.md", scale)
     print((args.out / "structure.md").read_text())
@@ -313,12 +318,17 @@ def write_plot(results, path):
             c, ls, mk = styles.get(m, (None, "-", "o"))
             ax.plot(ns, [r[N]["success"] for N in ns], ls=ls, marker=mk, color=c, label=m)
         ax.set_xscale("log")
+        ns_all = sorted({N for r in res.values() for N in r})
+        ax.set_xticks(ns_all)
+        ax.set_xticklabels([str(N) for N in ns_all])
+        ax.minorticks_off()
         ax.set_xlabel("samples N")
         ax.set_title(titles[name], fontsize=10)
         ax.grid(alpha=0.3)
     axes[0].set_ylabel("P(exact recovery)")
-    axes[1].legend(fontsize=8, loc="lower right")
-    fig.tight_layout()
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, fontsize=8, loc="lower center", ncol=4, frameon=False)
+    fig.tight_layout(rect=(0, 0.12, 1, 1))
     fig.savefig(path, dpi=120)
 
 

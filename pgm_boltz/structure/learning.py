@@ -275,7 +275,7 @@ def learn(data: Any, domain: Any = "spin", *, method: str = "plm", lam: Any = "a
           alpha: float | None = None, c: float | None = None, levels: Any = None,
           values: Any = None, names: Sequence[Hashable] | None = None, folds: int = 5,
           n_lambdas: int = 30, cv_rule: str = "min", max_iter: int = 5000,
-          tol: float = 1e-6, dtype: torch.dtype | None = None, device: Any = None,
+          tol: float = 1e-5, dtype: torch.dtype | None = None, device: Any = None,
           seed: int | None = None, progress: bool = True) -> nx.Graph:
     """Learn which units of ``data`` interact; return the fitted visible graph.
 

@@ -200,7 +200,7 @@ def path(data: Any, domain: Any = "spin", *, method: str = "plm", n_lambdas: int
          lam_min_ratio: float = 0.01, lambdas: Sequence[float] | None = None,
          levels: Any = None, values: Any = None, names: Sequence[Hashable] | None = None,
          c: float | None = None, alpha: float | None = None, max_iter: int = 5000,
-         tol: float = 1e-6, dtype: torch.dtype | None = None, device: Any = None,
+         tol: float = 1e-5, dtype: torch.dtype | None = None, device: Any = None,
          progress: bool = True) -> RegularizationPath:
     """The full regularisation path of the node-wise L1 fits.
 
@@ -266,7 +266,7 @@ class CrossValidation:
 
 def cross_validate(prob: _Problem, kind: str, *, folds: int = 5, n_lambdas: int = 30,
                    lam_min_ratio: float = 0.01, rule: str = "min", seed: int | None = None,
-                   max_iter: int = 5000, tol: float = 1e-6, progress: bool = False
+                   max_iter: int = 5000, tol: float = 1e-5, progress: bool = False
                    ) -> CrossValidation:
     """Per-node K-fold cross-validation of the held-out node-wise loss.
 
