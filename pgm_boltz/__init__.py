@@ -66,12 +66,15 @@ __all__ = [
     "training",
 ]
 
-_LAZY = ("pyro", "sklearn")  # imported on first use (Pyro is slow, scikit-learn optional)
+#: imported on first use (Pyro is slow, scikit-learn optional, structure learning large)
+_LAZY = ("pyro", "sklearn", "structure")
 
 
 def __getattr__(name: str) -> Any:
     """Lazy public modules: ``pb.pyro`` (imports Pyro), ``pb.sklearn`` (imports
-    scikit-learn)."""
+    scikit-learn), ``pb.structure`` (structure learning)."""
     if name in _LAZY:
+        import importlib
+
         return importlib.import_module(f".{name}", __name__)
     raise AttributeError(f"module 'pgm_boltz' has no attribute {name!r}")
