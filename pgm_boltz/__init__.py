@@ -74,7 +74,5 @@ def __getattr__(name: str) -> Any:
     """Lazy public modules: ``pb.pyro`` (imports Pyro), ``pb.sklearn`` (imports
     scikit-learn), ``pb.structure`` (structure learning)."""
     if name in _LAZY:
-        import importlib
-
         return importlib.import_module(f".{name}", __name__)
     raise AttributeError(f"module 'pgm_boltz' has no attribute {name!r}")
