@@ -258,11 +258,13 @@ def _replay(W, bv, bh, data, perm, bs, streams, vu, hu, k, chains, lr):
                     h = draw(V[r] @ W + bh, lo_h, sh, unif(r, W.shape[1]))
                 else:
                     h = chains[1][r]
-                for s in range(k):
-                    vn = draw(W @ h + bv, lo_v, sv, unif(r, W.shape[0]))
+                for s in range(k):  # one call a step: n_v uniforms for v, n_h for h
+                    draw_h = s < k - 1 or chains is not None
+                    u = unif(r, W.shape[0] + (W.shape[1] if draw_h else 0))
+                    vn = draw(W @ h + bv, lo_v, sv, u[:W.shape[0]])
                     fh = vn @ W + bh
-                    if s < k - 1 or chains is not None:
-                        h = draw(fh, lo_h, sh, unif(r, W.shape[1]))
+                    if draw_h:
+                        h = draw(fh, lo_h, sh, u[W.shape[0]:])
                 vns.append(vn)
                 hns.append(mean(fh, lo_h, sh))
                 if chains is not None:

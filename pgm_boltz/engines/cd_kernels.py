@@ -55,8 +55,9 @@ from dataclasses import dataclass
 
 import numba as nb
 import numpy as np
-
 import torch
+from numba import types
+from numba.extending import overload
 
 from ..errors import DataError
 from .ais_kernels import _LANES, _fill_uniform, _vexp, seed_streams
@@ -116,7 +117,7 @@ def streams_from_generator(n: int, generator: torch.Generator | None = None) -> 
 
 
 # ---------------------------------------------------------------- small vector helpers
-@nb.njit(cache=True, error_model="numpy")
+@nb.njit(cache=True, error_model="numpy", inline="always")
 def _nonzero(x, idx):  # pragma: no cover - compiled by numba
     """Indices of the nonzero entries of ``x`` into ``idx`` (branch-free); their number."""
     n = 0
@@ -126,7 +127,7 @@ def _nonzero(x, idx):  # pragma: no cover - compiled by numba
     return n
 
 
-@nb.njit(cache=True, fastmath=True, error_model="numpy")
+@nb.njit(cache=True, fastmath=True, error_model="numpy", inline="always")
 def _field(M, b, x, idx, nz, out):  # pragma: no cover - compiled by numba
     """``out = b + x M`` over the ``nz`` nonzero entries ``idx`` of ``x`` (M's rows), four
     rows of ``M`` per pass over ``out``."""
@@ -148,7 +149,7 @@ def _field(M, b, x, idx, nz, out):  # pragma: no cover - compiled by numba
         t += 1
 
 
-@nb.njit(cache=True, fastmath=True, error_model="numpy")
+@nb.njit(cache=True, fastmath=True, error_model="numpy", inline="always")
 def _outer_acc(G, g_x, g_h, x, idx, nz, hm, a):  # pragma: no cover - compiled by numba
     """``G += a x^T hm``, ``g_x += a x``, ``g_h += a hm`` (x's nonzero entries ``idx``)."""
     n_h = hm.shape[0]
@@ -203,51 +204,129 @@ def _geo_draw(a, K, u):  # pragma: no cover - compiled by numba
     return k
 
 
-@nb.njit(cache=True, fastmath={"contract"}, error_model="numpy")
-def _layer(f, lo, step, K, kind, mean, draw, u, want_mean, want_draw, arg, ex, tf, ti
-           ):  # pragma: no cover - compiled by numba
-    """Given fields ``f`` of a layer: ``mean`` = conditional means (if ``want_mean``),
-    ``draw`` = values drawn with uniforms ``u`` (if ``want_draw``). Two levels: with
-    ``e = exp(-f step)``, mean ``lo + step / (1 + e)``, draw ``k = [u (1 + e) < 1]``.
-    ``arg``/``ex``/``tf``/``ti`` are float64 scratch (``ti`` is ``tf`` as int64)."""
-    n = f.shape[0]
+_F32 = np.float32
+_E32_LO, _E32_HI = _F32(-87.0), _F32(87.0)
+_E32_LOG2E = _F32(1.4426950408889634)
+_E32_LN2_HI, _E32_LN2_LO = _F32(0.693359375), _F32(-2.12194440e-4)
+_E32_MAGIC = _F32(12582912.0)  # 1.5 * 2**23
+_E32_MAGIC_BITS = np.int32(0x4B400000)
+_E32_C = (_F32(1.9875691e-4), _F32(1.3981999e-3), _F32(8.333899e-3), _F32(4.1666573e-2),
+          _F32(1.6666665e-1), _F32(0.5), _F32(1.0), _F32(1.0))
+
+
+def _exp_into(src, out, tf, n):  # pragma: no cover - typed by the overload below
+    """``out[:n] = exp(src[:n])`` in the arrays' dtype (``tf`` scratch of that dtype)."""
+    raise NotImplementedError
+
+
+@overload(_exp_into, jit_options={"fastmath": {"contract"}, "error_model": "numpy"})
+def _exp_into_typed(src, out, tf, n):  # pragma: no cover - compiled by numba
+    if src.dtype == types.float32:
+        c0, c1, c2, c3, c4, c5, c6, c7 = _E32_C
+
+        def exp32(src, out, tf, n):
+            # float32: exp(y) = 2^m e^r, |r| <= ln2/2, e^r by a degree-7 polynomial
+            # (relative error < 1e-7); arguments clamped to [-87, 87]
+            ti = tf.view(np.int32)
+            for i in range(n):
+                y = min(max(src[i], _E32_LO), _E32_HI)
+                tt = y * _E32_LOG2E + _E32_MAGIC
+                m = tt - _E32_MAGIC
+                r = (y - m * _E32_LN2_HI) - m * _E32_LN2_LO
+                p = c0 * r + c1
+                p = p * r + c2
+                p = p * r + c3
+                p = p * r + c4
+                p = p * r + c5
+                p = p * r + c6
+                p = p * r + c7
+                out[i] = p
+                tf[i] = tt
+            for i in range(n):
+                ti[i] = (ti[i] - _E32_MAGIC_BITS + np.int32(127)) << np.int32(23)
+            for i in range(n):
+                out[i] *= tf[i]
+
+        return exp32
+
+    def exp64(src, out, tf, n):
+        _vexp(src, out, tf, tf.view(np.int64), n)
+
+    return exp64
+
+
+@nb.njit(cache=True, fastmath=True, error_model="numpy")
+def _layer(F, rows, n, lo, step, K, kind, mean, draw, U, ustride, uoff, want_mean, want_draw,
+           arg, ex, tf, one):  # pragma: no cover - compiled by numba
+    """For ``rows`` rows of fields ``F`` (flat, ``n`` units a row): ``mean`` = conditional
+    means (if ``want_mean``), ``draw`` = values drawn with the uniforms
+    ``U[c * ustride + uoff + i]`` (if ``want_draw``); outputs flat like ``F``. Two levels:
+    with ``e = exp(-f step)``, mean ``lo + step / (1 + e)``, draw ``k = [u (1 + e) < 1]``.
+    ``arg``/``ex``/``tf`` are scratch of ``F``'s dtype, at least ``rows * n`` long; ``one``
+    is 1 in that dtype (so float32 work stays float32)."""
+    m = rows * n
     if kind == _GENERAL:
-        for i in range(n):
-            a = float(f[i]) * step[i]
-            Ki = K[i]
-            if Ki == 2:
-                e = math.exp(-min(max(a, -708.0), 708.0))
-                if want_mean:
-                    mean[i] = lo[i] + step[i] / (1.0 + e)
-                if want_draw:
-                    draw[i] = lo[i] + step[i] if u[i] * (1.0 + e) < 1.0 else lo[i]
-            else:
-                if want_mean:
-                    mean[i] = lo[i] + step[i] * _geo_mean(a, Ki)
-                if want_draw:
-                    draw[i] = lo[i] + step[i] * _geo_draw(a, Ki, u[i])
+        for c in range(rows):
+            for i in range(n):
+                e = c * n + i
+                a = float(F[e]) * step[i]
+                Ki = K[i]
+                if Ki == 2:
+                    q = math.exp(-min(max(a, -708.0), 708.0))
+                    if want_mean:
+                        mean[e] = lo[i] + step[i] / (1.0 + q)
+                    if want_draw:
+                        u = U[c * ustride + uoff + i]
+                        draw[e] = lo[i] + step[i] if u * (1.0 + q) < 1.0 else lo[i]
+                else:
+                    if want_mean:
+                        mean[e] = lo[i] + step[i] * _geo_mean(a, Ki)
+                    if want_draw:
+                        u = U[c * ustride + uoff + i]
+                        draw[e] = lo[i] + step[i] * _geo_draw(a, Ki, u)
         return
+    # the per-row loops run on 1-D slices, inline: LLVM vectorises them (4x faster than
+    # 2-D indexing or a call per row)
     if kind == _BINARY:
-        for i in range(n):
-            arg[i] = -float(f[i])
+        for e in range(m):
+            arg[e] = -F[e]
     else:
-        for i in range(n):
-            arg[i] = -float(f[i]) * step[i]
-    _vexp(arg, ex, tf, ti, n)  # (out of place: aliasing would stop the vectorising)
-    if kind == _BINARY:
-        if want_mean:
+        for c in range(rows):
+            fr, ar = F[c * n:(c + 1) * n], arg[c * n:(c + 1) * n]
             for i in range(n):
-                mean[i] = 1.0 / (1.0 + ex[i])
-        if want_draw:
-            for i in range(n):
-                draw[i] = 1.0 if u[i] * (1.0 + ex[i]) < 1.0 else 0.0
-    else:
-        if want_mean:
-            for i in range(n):
-                mean[i] = lo[i] + step[i] / (1.0 + ex[i])
-        if want_draw:
-            for i in range(n):
-                draw[i] = lo[i] + step[i] if u[i] * (1.0 + ex[i]) < 1.0 else lo[i]
+                ar[i] = -fr[i] * step[i]
+    _exp_into(arg, ex, tf, m)  # (out of place: aliasing would stop the vectorising)
+    if want_mean:
+        if kind == _BINARY:
+            for e in range(m):
+                mean[e] = one / (one + ex[e])
+        else:
+            for c in range(rows):
+                er, mr = ex[c * n:(c + 1) * n], mean[c * n:(c + 1) * n]
+                for i in range(n):
+                    mr[i] = lo[i] + step[i] / (one + er[i])
+    if want_draw:  # k = [u (1 + e) < 1], compared in float64
+        for c in range(rows):
+            b = c * ustride + uoff
+            ur, er, dr = U[b:b + n], ex[c * n:(c + 1) * n], draw[c * n:(c + 1) * n]
+            if kind == _BINARY:
+                for i in range(n):
+                    dr[i] = ur[i] * (1.0 + er[i]) < 1.0
+            else:
+                for i in range(n):
+                    dr[i] = lo[i] + step[i] * (ur[i] * (1.0 + er[i]) < 1.0)
+
+
+@nb.njit(cache=True, error_model="numpy")
+def _uniforms(rng, slot, st, U, ubits, off, n):  # pragma: no cover - compiled by numba
+    """``U[off:off + n]`` = the next ``n`` uniforms of stream slot ``slot``."""
+    for lane in range(_LANES):
+        st[0, lane] = rng[slot, 0, lane]
+        st[1, lane] = rng[slot, 1, lane]
+    _fill_uniform(st, ubits[off:], U[off:], n)
+    for lane in range(_LANES):
+        rng[slot, 0, lane] = st[0, lane]
+        rng[slot, 1, lane] = st[1, lane]
 
 
 # no nnan/ninf flags here: the finiteness test below must survive optimisation
@@ -274,31 +353,37 @@ def _cd_run(W, bv, bh, mW, mbv, mbh, data, perm, bs, k, persistent, cv, ch, lo_v
             kind_v, lo_h, st_h, K_h, kind_h, lr_, mom_, wd_, rng):  # pragma: no cover
     n_v, n_h = W.shape
     N = perm.shape[1]
-    L = _LANES
-    pad = max(n_v, n_h) + L
-    dt = np.empty(4, W.dtype)  # scalars in the parameters' dtype
-    dt[0], dt[1], dt[2] = lr_, mom_, wd_
-    lr, mom, wd = dt[0], dt[1], dt[2]
-    WT = np.empty((n_h, n_v), W.dtype)
+    dt = W.dtype
+    R = max(bs, cv.shape[0])  # chain rows
+    sc = np.empty(4, dt)  # scalars in the parameters' dtype
+    sc[0], sc[1], sc[2] = lr_, mom_, wd_
+    lr, mom, wd = sc[0], sc[1], sc[2]
+    one = np.ones(1, dt)[0]
+    WT = np.empty((n_h, n_v), dt)
     _transpose(W, WT)
-    G = np.zeros((n_v, n_h), W.dtype)
-    gv = np.zeros(n_v, W.dtype)
-    gh = np.zeros(n_h, W.dtype)
+    G = np.zeros((n_v, n_h), dt)
+    gv = np.zeros(n_v, dt)
+    gh = np.zeros(n_h, dt)
     Gf, Wf, mWf = G.reshape(-1), W.reshape(-1), mW.reshape(-1)
-    fh = np.empty(n_h, W.dtype)
-    fv = np.empty(n_v, W.dtype)
-    hm = np.empty(n_h, W.dtype)
-    hs = np.empty(n_h, W.dtype)
-    vs = np.empty(n_v, W.dtype)
-    iv = np.empty(n_v, np.int64)
+    # chain states (CD: scratch; PCD: the chains), fields, means (flat, row-major)
+    Vc = cv if persistent else np.empty((bs, n_v), dt)
+    Hc = ch if persistent else np.empty((bs, n_h), dt)
+    Vf, Hf = Vc.reshape(-1), Hc.reshape(-1)
+    FP = np.empty(bs * n_h, dt)  # positive fields -> means
+    FV = np.empty(R * n_v, dt)
+    FH = np.empty(R * n_h, dt)
+    HM = np.empty(R * n_h, dt)
+    pad = R * max(n_v, n_h) + _LANES
+    arg = np.empty(pad, dt)
+    ex = np.empty(pad, dt)
+    tf = np.empty(pad, dt)
+    ustride = n_v + n_h + _LANES
+    U = np.empty(R * ustride)
+    ubits = U.view(np.uint64)
+    st = np.empty((2, _LANES), np.uint64)
+    IV = np.empty((R + bs, n_v), np.int64)  # nonzero visible entries per row
+    NV = np.empty(R + bs, np.int64)
     ih = np.empty(n_h, np.int64)
-    arg = np.empty(pad)
-    ex = np.empty(pad)
-    tf = np.empty(pad)
-    ti = tf.view(np.int64)
-    uf = np.empty(pad)
-    ubits = uf.view(np.uint64)
-    st = np.empty((2, L), np.uint64)
     done = 0
     for e in range(perm.shape[0]):
         for b0 in range(0, N, bs):
@@ -307,63 +392,42 @@ def _cd_run(W, bv, bh, mW, mbv, mbh, data, perm, bs, k, persistent, cv, ch, lo_v
             G[:] = 0
             gv[:] = 0
             gh[:] = 0
-            dt[3] = 1.0 / B
-            a_pos = dt[3]
-            dt[3] = -1.0 / C
-            a_neg = dt[3]
-            # positive phase (and, for CD, each row's negative chain right after it)
+            sc[3] = 1.0 / B
+            a_pos = sc[3]
+            sc[3] = -1.0 / C
+            a_neg = sc[3]
+            # positive phase: E[h | v] for the batch (CD: and h drawn from it)
             for r in range(B):
                 x = data[perm[e, b0 + r]]
-                nz = _nonzero(x, iv)
-                _field(W, bh, x, iv, nz, fh)
-                if persistent:
-                    _layer(fh, lo_h, st_h, K_h, kind_h, hm, hs, uf, True, False, arg, ex, tf, ti)
-                    _outer_acc(G, gv, gh, x, iv, nz, hm, a_pos)
-                    continue
-                for lane in range(L):
-                    st[0, lane] = rng[r, 0, lane]
-                    st[1, lane] = rng[r, 1, lane]
-                _fill_uniform(st, ubits, uf, n_h)
-                _layer(fh, lo_h, st_h, K_h, kind_h, hm, hs, uf, True, True, arg, ex, tf, ti)
-                _outer_acc(G, gv, gh, x, iv, nz, hm, a_pos)
-                for s in range(k):
-                    nz = _nonzero(hs, ih)
-                    _field(WT, bv, hs, ih, nz, fv)
-                    _fill_uniform(st, ubits, uf, n_v)
-                    _layer(fv, lo_v, st_v, K_v, kind_v, hm, vs, uf, False, True, arg, ex, tf, ti)
-                    nz = _nonzero(vs, iv)
-                    _field(W, bh, vs, iv, nz, fh)
-                    last = s == k - 1
-                    if not last:
-                        _fill_uniform(st, ubits, uf, n_h)
-                    _layer(fh, lo_h, st_h, K_h, kind_h, hm, hs, uf, last, not last, arg, ex, tf,
-                           ti)
-                _outer_acc(G, gv, gh, vs, iv, nz, hm, a_neg)
-                for lane in range(L):
-                    rng[r, 0, lane] = st[0, lane]
-                    rng[r, 1, lane] = st[1, lane]
-            if persistent:
+                NV[R + r] = _nonzero(x, IV[R + r])
+                _field(W, bh, x, IV[R + r], NV[R + r], FP[r * n_h:(r + 1) * n_h])
+            if not persistent:
+                for r in range(B):
+                    _uniforms(rng, r, st, U, ubits, r * ustride, n_h)
+            _layer(FP, B, n_h, lo_h, st_h, K_h, kind_h, FP, Hf, U, ustride, 0, True,
+                   not persistent, arg, ex, tf, one)
+            for r in range(B):
+                _outer_acc(G, gv, gh, data[perm[e, b0 + r]], IV[R + r], NV[R + r],
+                           FP[r * n_h:(r + 1) * n_h], a_pos)
+            # negative phase: k block-Gibbs steps on C chains, layer by layer
+            for s in range(k):
+                last = s == k - 1
+                draw_h = persistent or not last
+                nu = n_v + n_h if draw_h else n_v
                 for c in range(C):
-                    for lane in range(L):
-                        st[0, lane] = rng[c, 0, lane]
-                        st[1, lane] = rng[c, 1, lane]
-                    hc = ch[c]
-                    vc = cv[c]
-                    for s in range(k):
-                        nz = _nonzero(hc, ih)
-                        _field(WT, bv, hc, ih, nz, fv)
-                        _fill_uniform(st, ubits, uf, n_v)
-                        _layer(fv, lo_v, st_v, K_v, kind_v, hm, vc, uf, False, True, arg, ex, tf,
-                               ti)
-                        nz = _nonzero(vc, iv)
-                        _field(W, bh, vc, iv, nz, fh)
-                        _fill_uniform(st, ubits, uf, n_h)
-                        _layer(fh, lo_h, st_h, K_h, kind_h, hm, hc, uf, s == k - 1, True, arg,
-                               ex, tf, ti)
-                    _outer_acc(G, gv, gh, vc, iv, nz, hm, a_neg)
-                    for lane in range(L):
-                        rng[c, 0, lane] = st[0, lane]
-                        rng[c, 1, lane] = st[1, lane]
+                    _uniforms(rng, c, st, U, ubits, c * ustride, nu)
+                    hc = Hc[c]
+                    _field(WT, bv, hc, ih, _nonzero(hc, ih), FV[c * n_v:(c + 1) * n_v])
+                _layer(FV, C, n_v, lo_v, st_v, K_v, kind_v, FV, Vf, U, ustride, 0, False,
+                       True, arg, ex, tf, one)
+                for c in range(C):
+                    vc = Vc[c]
+                    NV[c] = _nonzero(vc, IV[c])
+                    _field(W, bh, vc, IV[c], NV[c], FH[c * n_h:(c + 1) * n_h])
+                _layer(FH, C, n_h, lo_h, st_h, K_h, kind_h, HM, Hf, U, ustride, n_v, last,
+                       draw_h, arg, ex, tf, one)
+            for c in range(C):
+                _outer_acc(G, gv, gh, Vc[c], IV[c], NV[c], HM[c * n_h:(c + 1) * n_h], a_neg)
             tot = _sgd(Wf, mWf, Gf, lr, mom, wd)
             tot += _sgd(bv, mbv, gv, lr, mom, wd)
             tot += _sgd(bh, mbh, gh, lr, mom, wd)
