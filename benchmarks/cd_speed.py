@@ -314,7 +314,7 @@ def scaling_table(repeats: int, target_flops: float, max_updates: int, quick: bo
             n_up = rows / B
             gf_t, gf_n = flops * n_up / tt, flops * n_up / tn
             win = "numba" if tn < tt else "torch"
-            rule = choose_cd_backend(n_v, n_h, B)
+            rule = choose_cd_backend(n_v, n_h, B, threads=torch.get_num_threads())
             points.append((n_v, n_h, B, tn, tt))
             out.append(
                 f"| {n_v}x{n_h} | {B} | {rows / tn:,.0f} | {rows / tt:,.0f} | "
@@ -328,7 +328,7 @@ def scaling_table(repeats: int, target_flops: float, max_updates: int, quick: bo
                f"{repeats} runs each; the numba kernel runs one thread, torch, scikit-learn "
                "and rbms use all threads. scikit-learn and rbms: their own updates (PCD-1 "
                "and CD-1 with centring); every row: the same generated rows and batches. "
-               f"Rule: numba while (B + C)·n_v·n_h < {NUMBA_MAX_WORK:.1e}.")
+               f"Rule: numba while (B + C)·n_v·n_h·threads < {NUMBA_MAX_WORK:.1e}.")
     return out, points
 
 

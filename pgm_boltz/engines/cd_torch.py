@@ -23,35 +23,44 @@ the statistics of every parameter at once. Without momentum the SGD step is
 fields, one of the statistics (the two outer products fused) and the update: 13 torch
 calls, all into preallocated buffers, float throughout in the parameters' dtype.
 
-Randomness comes from the caller's ``torch.Generator`` (``uniform_`` into the buffers);
+Randomness: on CPU, per-row xoroshiro128+ streams (:func:`~pgm_boltz.engines.cd_kernels.
+uniform_rows`, row ``r`` of every draw from slot ``r``) seeded from the caller's
+``torch.Generator`` — three times faster than torch's serial CPU ``uniform_``, which took
+10% of a 784 x 500 update on one thread; on other devices ``uniform_`` with the generator;
 non-finite parameters are checked once per epoch (``aminmax`` of ``Wa``).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 
 from ..errors import DataError
-from .cd_kernels import UnitArrays, unit_arrays
+from .cd_kernels import UnitArrays, streams_from_generator, uniform_rows, unit_arrays
 
 __all__ = ["TorchCD", "choose_cd_backend", "init_pcd_chains"]
 
-#: measured crossover (benchmarks/cd_speed.py, 2-core AMD EPYC, float32): the numba
-#: kernel wins while ``(batch + chains) * n_v * n_h`` stays below this
-NUMBA_MAX_WORK = 4.0e6
+#: measured crossover (benchmarks/cd_speed.py and the sweep in its docstring, 2-core AMD
+#: EPYC, float32, 19-50% dense binary rows): the numba kernel (one thread) wins while
+#: ``(batch + chains) * n_v * n_h * threads`` stays below this (at one thread the two paths
+#: tie near 4e6 on dense rows, 1.6e7 on sparse ones; torch's matmuls scale with threads)
+NUMBA_MAX_WORK = 3.0e6
 
 
 def choose_cd_backend(n_v: int, n_h: int, batch: int, device: str | torch.device = "cpu",
-                      n_chains: int | None = None) -> str:
+                      n_chains: int | None = None, threads: int | None = None) -> str:
     """``"numba"`` (:func:`~pgm_boltz.engines.cd_kernels.cd_epochs`) or ``"torch"``
     (:class:`TorchCD`) for CD/PCD on an ``n_v x n_h`` RBM at this batch size.
 
-    The rule: a non-CPU device takes torch; on CPU the numba kernel while the multiply-adds
-    of one update's statistics, ``(batch + C) n_v n_h`` (C = ``n_chains`` for PCD, else
-    ``batch``), stay below :data:`NUMBA_MAX_WORK` — below it torch's per-call overhead
-    (about 10 µs a call, 13+ calls an update) outweighs its faster matmuls.
+    The rule: a non-CPU device takes torch; on CPU the numba kernel while
+    ``(batch + C) n_v n_h threads < NUMBA_MAX_WORK`` — ``(batch + C) n_v n_h`` is one
+    update's multiply-adds of the statistics (C = ``n_chains`` for PCD, else ``batch``),
+    ``threads`` torch's intra-op threads (default ``torch.get_num_threads()``). Below it
+    torch's per-call overhead (about 5 µs a call, 13+ calls an update) outweighs its
+    faster matmuls; the numba kernel runs on one thread and skips zero visible units.
 
-    >>> choose_cd_backend(64, 16, 10), choose_cd_backend(784, 500, 100)
+    >>> choose_cd_backend(64, 16, 10, threads=2), choose_cd_backend(784, 500, 100, threads=1)
     ('numba', 'torch')
     >>> choose_cd_backend(64, 16, 10, device="cuda")
     'torch'
@@ -59,7 +68,8 @@ def choose_cd_backend(n_v: int, n_h: int, batch: int, device: str | torch.device
     if torch.device(device).type != "cpu":
         return "torch"
     C = batch if n_chains is None else n_chains
-    return "numba" if (batch + C) * n_v * n_h < NUMBA_MAX_WORK else "torch"
+    T = torch.get_num_threads() if threads is None else max(1, int(threads))
+    return "numba" if (batch + C) * n_v * n_h * T < NUMBA_MAX_WORK else "torch"
 
 
 def _units(u: UnitArrays | None, n: int, like: torch.Tensor) -> tuple:
@@ -86,23 +96,30 @@ def _mean_(f: torch.Tensor, units: tuple) -> torch.Tensor:
     return f
 
 
-def _draw_(out: torch.Tensor, f: torch.Tensor, units: tuple, gen: torch.Generator | None,
-           is_prob: bool = False) -> torch.Tensor:
+def _draw_(out: torch.Tensor, f: torch.Tensor, units: tuple,
+           fill: Callable[[torch.Tensor], object], is_prob: bool = False) -> torch.Tensor:
     """In place into ``out``: a draw given fields ``f`` (or, for two-level units when
-    ``is_prob``, given ``P(k = 1)`` already in ``f``); ``f`` may be overwritten."""
+    ``is_prob``, given ``P(k = 1)`` already in ``f``); ``f`` may be overwritten.
+    ``fill(t)`` fills ``t`` with uniforms in [0, 1)."""
     kind, lo, step, K = units
     if kind == 2:
         from ..domains import geometric_sample
 
-        u = torch.rand(f.shape, dtype=f.dtype, device=f.device, generator=gen)
+        u = torch.empty_like(f)
+        fill(u)
         out.copy_(lo + step * geometric_sample(f * step, K, u))
         return out
     if not is_prob:
         f = f.sigmoid_() if kind == 0 else f.mul_(step).sigmoid_()
-    out.uniform_(generator=gen).lt_(f)
+    fill(out)
+    out.lt_(f)
     if kind == 1:
         out.mul_(step).add_(lo)
     return out
+
+
+def _torch_fill(gen: torch.Generator | None) -> Callable[[torch.Tensor], object]:
+    return lambda t: t.uniform_(generator=gen)
 
 
 def init_pcd_chains(W: torch.Tensor, bh: torch.Tensor, visible_bias: torch.Tensor,
@@ -123,9 +140,10 @@ def init_pcd_chains(W: torch.Tensor, bh: torch.Tensor, visible_bias: torch.Tenso
     n_v, n_h = W.shape
     vu, hu = _units(visible, n_v, W), _units(hidden, n_h, W)
     f = visible_bias.to(W).expand(n_chains, n_v).clone()
-    v = _draw_(torch.empty_like(f), f, vu, generator)
+    fill = _torch_fill(generator)
+    v = _draw_(torch.empty_like(f), f, vu, fill)
     h = torch.empty(n_chains, n_h, dtype=W.dtype, device=W.device)
-    _draw_(h, torch.addmm(bh, v, W), hu, generator)
+    _draw_(h, torch.addmm(bh, v, W), hu, fill)
     return v, h
 
 
@@ -183,6 +201,11 @@ class TorchCD:
         if self.mom != 0:
             self.Ma = torch.zeros_like(self.Wa)
         self.mbufs = momentum_buffers
+        if dev.type == "cpu":  # uniforms from per-row xoroshiro streams (numba, ~3x faster)
+            self.rng = streams_from_generator(max(C, self.bs), generator)
+            self.fill = lambda t: uniform_rows(self.rng, t.numpy())
+        else:
+            self.fill = _torch_fill(generator)
         self._load()
 
     # ------------------------------------------------------------------ state I/O
@@ -226,7 +249,7 @@ class TorchCD:
 
     def step(self, rows: torch.Tensor, data: torch.Tensor) -> None:
         """One update on the batch ``data[rows]``."""
-        n_v, n_h, Wa, gen = self.n_v, self.n_h, self.Wa, self.gen
+        n_v, n_h, Wa = self.n_v, self.n_h, self.Wa
         B = rows.shape[0]
         C = self.C if self.persistent else B
         R = C + B
@@ -238,10 +261,10 @@ class TorchCD:
         Wv = Wa[:n_v]  # [W | b_v]
         if not self.persistent:  # h drawn from the data's conditional
             if self.hu[0] == 2:
-                _draw_(Hd[:B, :n_h], hpos.clone(), self.hu, gen)
+                _draw_(Hd[:B, :n_h], hpos.clone(), self.hu, self.fill)
             else:
                 f = hpos.sigmoid_() if self.hu[0] == 0 else hpos.mul_(self.hu[2]).sigmoid_()
-                _draw_(Hd[:B, :n_h], f, self.hu, gen, is_prob=True)
+                _draw_(Hd[:B, :n_h], f, self.hu, self.fill, is_prob=True)
                 if self.hu[0] == 1:
                     hpos.mul_(self.hu[2]).add_(self.hu[1])
             if self.hu[0] == 2:
@@ -252,15 +275,15 @@ class TorchCD:
         for s in range(self.k):
             fv = self.Fv[:C]
             torch.mm(Hd[:C], Wv.t(), out=fv)
-            _draw_(Vs[:C, :n_v], fv, self.vu, gen)
+            _draw_(Vs[:C, :n_v], fv, self.vu, self.fill)
             torch.mm(Vs[:C], Wa[:, :n_h], out=hneg)
             if s < self.k - 1 or self.persistent:
                 if self.hu[0] == 2:
-                    _draw_(Hd[:C, :n_h], hneg.clone(), self.hu, gen)
+                    _draw_(Hd[:C, :n_h], hneg.clone(), self.hu, self.fill)
                     _mean_(hneg, self.hu)
                 else:
                     f = hneg.sigmoid_() if self.hu[0] == 0 else hneg.mul_(self.hu[2]).sigmoid_()
-                    _draw_(Hd[:C, :n_h], f, self.hu, gen, is_prob=True)
+                    _draw_(Hd[:C, :n_h], f, self.hu, self.fill, is_prob=True)
                     if self.hu[0] == 1:
                         hneg.mul_(self.hu[2]).add_(self.hu[1])
             else:
