@@ -18,10 +18,16 @@
     set against the float32 matmul peak measured in the same run: a 2048³ product, and the
     same-shape products (``v W``, ``h W^T``, ``v W``, ``V^T H`` over the 2B stacked rows).
 
+(c) The crossover (``--crossover``): seconds per CD-1 update of the numba kernel and the
+    torch path on a grid of sizes, batches and data densities (0.2 and 0.5 ones), with the
+    work ``(B + C) n_v n_h`` that :func:`pgm_boltz.engines.cd_torch.choose_cd_backend`
+    compares (times the thread count) against ``NUMBA_MAX_WORK``.
+
 The machine may be shared: the load average before and after is printed with the table.
 
     python benchmarks/cd_speed.py            # full run, writes benchmarks/results/cd_speed.md
     python benchmarks/cd_speed.py --quick    # smoke run (nothing written)
+    python benchmarks/cd_speed.py --threads 1 --crossover   # one thread, plus table (c)
 """
 
 from __future__ import annotations
@@ -332,6 +338,35 @@ def scaling_table(repeats: int, target_flops: float, max_updates: int, quick: bo
     return out, points
 
 
+def crossover_table(repeats: int, quick: bool) -> list[str]:
+    T = torch.get_num_threads()
+    out = [f"### (c) Crossover: ms per CD-1 update, numba kernel vs torch path ({T} torch "
+           "thread(s))", "",
+           "| RBM | batch | density | work (B+C)·n_v·n_h | numba ms | torch ms | torch / numba "
+           "| rule picks |", "|---|---:|---:|---:|---:|---:|---:|---|"]
+    grid = [(64, 16), (64, 64), (196, 100), (400, 200), (784, 500)]
+    for dens in (0.2, 0.5):
+        for n_v, n_h in grid[:3] if quick else grid:
+            for B in BATCHES:
+                N = 20 * B
+                rng = np.random.default_rng(0)
+                train = (rng.random((N, n_v)) < dens).astype(np.float64)
+                work = 2 * B * n_v * n_h
+                epochs = int(min(100, max(1, 1.5e7 / (20 * work))))
+                args = (train, n_h, B, epochs)
+                run_numba(train[:2 * B], n_h, B, 1, "cd", 0)
+                tn = best_time(partial(lambda a: run_numba(*a, "cd", 0)[0], args), repeats)
+                tt = best_time(partial(lambda a: run_torch(*a, "cd", 0)[0], args), repeats)
+                n_up = 20 * epochs
+                out.append(f"| {n_v}x{n_h} | {B} | {dens} | {work:.1e} | {1e3 * tn / n_up:.3f} "
+                           f"| {1e3 * tt / n_up:.3f} | {tt / tn:.2f} | "
+                           f"{choose_cd_backend(n_v, n_h, B, threads=T)} |")
+    out.append("")
+    out.append("torch / numba > 1: the numba kernel is faster. 20 to 2,000 updates a run "
+               f"(about 1.5e7 multiply-adds), best of {repeats}.")
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="short smoke run, nothing written")
@@ -340,6 +375,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-write", action="store_true")
     ap.add_argument("--skip-digits", action="store_true")
     ap.add_argument("--skip-scaling", action="store_true")
+    ap.add_argument("--crossover", action="store_true", help="also table (c)")
     args = ap.parse_args(argv)
     from threadpoolctl import threadpool_limits
 
@@ -356,6 +392,9 @@ def main(argv: list[str] | None = None) -> int:
         if not args.skip_scaling:
             table, _ = scaling_table(repeats, 2e10, 3000, args.quick)
             lines += table
+        if args.crossover:
+            lines.append("")
+            lines += crossover_table(repeats, args.quick)
     load1 = os.getloadavg()
     lines += ["", f"Load average after: {load1[0]:.2f} {load1[1]:.2f} {load1[2]:.2f} "
               "(timings on a loaded machine are provisional)."]
