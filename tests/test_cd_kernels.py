@@ -22,16 +22,16 @@ import pytest
 import torch
 
 from pgm_boltz.domains import geometric_mean
-from pgm_boltz.engines.ais_kernels import _fill_uniform
-from pgm_boltz.engines.cd_kernels import (
+from pgm_boltz.errors import DataError
+from pgm_boltz.inference.ais_kernels import _fill_uniform
+from pgm_boltz.training.cd_kernels import (
     _geo_mean,
     cd_epochs,
     seed_streams,
     streams_from_generator,
     unit_arrays,
 )
-from pgm_boltz.engines.cd_torch import TorchCD, choose_cd_backend, init_pcd_chains
-from pgm_boltz.errors import DataError
+from pgm_boltz.training.cd_torch import TorchCD, choose_cd_backend, init_pcd_chains
 
 BIN = (0.0, 1.0, 2)
 SPIN = (-1.0, 2.0, 2)

@@ -1,6 +1,6 @@
 """Closed-form CD-k / PCD-k with SGD for an RBM in torch: no autograd, no optimiser object.
 
-The maths is :mod:`pgm_boltz.engines.cd_kernels`' (the same estimate, the same update as
+The maths is :mod:`pgm_boltz.training.cd_kernels`' (the same estimate, the same update as
 ``torch.optim.SGD(lr, momentum, weight_decay)``, the same batches); this path does it in
 a few large matmuls for models where BLAS speed matters (784 x 500 and up).
 
@@ -24,7 +24,7 @@ the statistics of every parameter at once. Without momentum the SGD step is
 fields, one of the statistics (the two outer products fused) and the update: 13 torch
 calls, all into preallocated buffers, float throughout in the parameters' dtype.
 
-Randomness: on CPU, per-row xoroshiro128+ streams (:func:`~pgm_boltz.engines.cd_kernels.
+Randomness: on CPU, per-row xoroshiro128+ streams (:func:`~pgm_boltz.training.cd_kernels.
 uniform_rows`, row ``r`` of every draw from slot ``r``) seeded from the caller's
 ``torch.Generator`` — three times faster than torch's serial CPU ``uniform_``, which took
 10% of a 784 x 500 update on one thread; on other devices ``uniform_`` with the generator;
@@ -51,7 +51,7 @@ NUMBA_MAX_WORK = 3.0e6
 
 def choose_cd_backend(n_v: int, n_h: int, batch: int, device: str | torch.device = "cpu",
                       n_chains: int | None = None, threads: int | None = None) -> str:
-    """``"numba"`` (:func:`~pgm_boltz.engines.cd_kernels.cd_epochs`) or ``"torch"``
+    """``"numba"`` (:func:`~pgm_boltz.training.cd_kernels.cd_epochs`) or ``"torch"``
     (:class:`TorchCD`) for CD/PCD on an ``n_v x n_h`` RBM at this batch size.
 
     The rule: a non-CPU device takes torch; on CPU the numba kernel while
@@ -128,8 +128,8 @@ def init_pcd_chains(W: torch.Tensor, bh: torch.Tensor, visible_bias: torch.Tenso
                     hidden: UnitArrays | None = None,
                     generator: torch.Generator | None = None
                     ) -> tuple[torch.Tensor, torch.Tensor]:
-    """PCD chains ``(v, h)`` as ``training_gibbs`` starts them: ``v`` drawn from the
-    independent units with fields ``visible_bias`` (the data's log-odds), ``h`` from
+    """PCD chains ``(v, h)`` as :mod:`pgm_boltz.training.contrastive` starts them: ``v``
+    drawn from the independent units with fields ``visible_bias`` (the data's log-odds), ``h`` from
     ``P(h | v)``. Values, in ``W``'s dtype and device.
 
     >>> import torch

@@ -6,8 +6,8 @@ Every unit takes the values ``x = lo + step k``, ``k = 0..K-1`` (binary: lo 0, s
 K 2; spin: lo -1, step 2, K 2; multinary: lo 0, step 1/(K-1)); given the field ``f`` of
 its neighbours, ``P(k) ∝ exp(f step k)``. Two levels: ``P(k=1) = sigmoid(f step)``,
 drawn as ``k = [u < sigmoid(f step)]``; K levels: the inverse CDF of the truncated
-geometric law (as :func:`pgm_boltz.engines.sweeps.draw`), with the conditional mean in
-closed form (:func:`pgm_boltz.domains.geometric_mean`).
+geometric law (as the domains' numba kernels, :mod:`pgm_boltz.domains.kernels`), with
+the conditional mean in closed form (:func:`pgm_boltz.domains.geometric_mean`).
 
 One update on a batch ``V`` (B rows) with C negative chains (CD: C = B chains started
 at the batch; PCD: C persistent chains):
@@ -21,7 +21,8 @@ at the batch; PCD: C persistent chains):
 
       S_W = V^T H+ / B - V-^T H- / C,   S_bv = mean V - mean V-,   S_bh = mean H+ - mean H-
 
-  (the gradient of the surrogate ``loss`` of ``training_gibbs._rbm_loss`` is ``-S``);
+  (the gradient of the surrogate ``loss`` of :mod:`pgm_boltz.training.contrastive`'s RBM
+  path is ``-S``);
 - the step of ``torch.optim.SGD(lr, momentum, weight_decay)`` (dampening 0, no Nesterov)
   on every parameter ``θ`` with loss gradient ``g = -S_θ + weight_decay θ``:
   ``buf = momentum buf + g`` (``buf`` starts at zero, which equals torch's first
@@ -32,7 +33,7 @@ by epoch (the last batch of an epoch may be shorter), ``perm`` drawn by the call
 
 Randomness: one stream *slot* per negative chain (CD: the row's position in its batch;
 PCD: the chain's index), each slot eight interleaved xoroshiro128+ streams
-(:func:`pgm_boltz.engines.ais_kernels.seed_streams`, seeded by :func:`streams_from_generator`
+(:func:`pgm_boltz.inference.ais_kernels.seed_streams`, seeded by :func:`streams_from_generator`
 from the caller's ``torch.Generator``). Per update a slot draws, in this order (each a call
 of ``_fill_uniform`` with that many uniforms): CD first ``n_h`` (its ``h`` from the batch
 row); then one call per Gibbs step of ``n_v + n_h`` uniforms (``v-``, then ``h``), or
@@ -45,7 +46,7 @@ Layout: per update the positive rows, then each Gibbs step layer by layer over a
 chains (fields chain by chain, then one pass of exponentials and draws over the C x n
 block, which vectorises), then the statistics and the SGD step. Arithmetic runs in the
 parameters' dtype (float32 or float64: fields, exponentials — a float32 polynomial
-``exp`` for float32, :func:`pgm_boltz.engines.ais_kernels._vexp` for float64 —, means,
+``exp`` for float32, :func:`pgm_boltz.inference.ais_kernels._vexp` for float64 —, means,
 statistics and the update). Zero entries of ``v`` and ``h`` are skipped in the fields
 and statistics (binary data are sparse), ``W`` is kept transposed as well for the
 visible fields. Cost per update: about ``(B + 2 C k + C) n_v n_h`` multiply-adds times
@@ -65,7 +66,7 @@ from numba import types
 from numba.extending import overload
 
 from ..errors import DataError
-from .ais_kernels import _LANES, _fill_uniform, _vexp, seed_streams
+from ..inference.ais_kernels import _LANES, _fill_uniform, _vexp, seed_streams
 
 __all__ = ["UnitArrays", "cd_epochs", "seed_streams", "streams_from_generator", "uniform_rows",
            "unit_arrays"]
