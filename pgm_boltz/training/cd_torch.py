@@ -156,6 +156,11 @@ class TorchCD:
     (E, N); ``momentum_buffers`` (the shapes of W, bv, bh) continue a previous SGD run's
     momentum (zeros start like a fresh ``torch.optim.SGD``; they are written back too).
 
+    Data-parallel (:meth:`run_steps`): ``reduce(S)`` sums the statistics ``S`` (the
+    augmented matrix above) over ranks in place before each update; the positive rows
+    are weighted by one over the step's rows on all ranks and the chains by one over
+    ``neg_total``, the chains on all ranks (PCD), so the sum is the global estimate.
+
     >>> import torch
     >>> g = torch.Generator().manual_seed(0)
     >>> data = (torch.rand(20, 6, generator=g) < 0.3).float()
@@ -173,7 +178,9 @@ class TorchCD:
                  chains: tuple[torch.Tensor, torch.Tensor] | None = None,
                  momentum_buffers: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None
                  = None, visible: UnitArrays | None = None, hidden: UnitArrays | None = None,
-                 generator: torch.Generator | None = None) -> None:
+                 generator: torch.Generator | None = None,
+                 reduce: Callable[[torch.Tensor], object] | None = None,
+                 neg_total: int | None = None) -> None:
         n_v, n_h = W.shape
         if int(batch_size) < 1 or int(k) < 1:
             raise DataError("TorchCD: batch_size and k must be positive")
@@ -182,6 +189,8 @@ class TorchCD:
         self.bs, self.k = int(batch_size), int(k)
         self.lr, self.mom, self.wd = float(lr), float(momentum), float(weight_decay)
         self.gen = generator
+        self.reduce = reduce
+        self.neg_total = neg_total
         self.vu, self.hu = _units(visible, n_v, W), _units(hidden, n_h, W)
         dt, dev = W.dtype, W.device
         self.persistent = chains is not None
@@ -200,7 +209,8 @@ class TorchCD:
         self.Hd[:, n_h] = 1
         self.Fv = torch.empty(C, n_v, dtype=dt, device=dev)
         self.wcol = torch.empty(R, 1, dtype=dt, device=dev)
-        self._wkey: tuple[int, int] | None = None
+        self._wkey: tuple | None = None
+        self.S = torch.empty(pv, ph, dtype=dt, device=dev) if reduce is not None else None
         self.Ma = None
         if self.mom != 0:
             self.Ma = torch.zeros_like(self.Wa)
@@ -244,15 +254,18 @@ class TorchCD:
                 self.chains[1].copy_(self.Hd[:, :n_h])
 
     # ------------------------------------------------------------------ one update
-    def _weights(self, B: int, C: int) -> None:
-        if self._wkey != (B, C):
-            self.wcol[:C] = -1.0 / C
-            self.wcol[C:C + B] = 1.0 / B
+    def _weights(self, B: int, C: int, pos_total: int, neg_total: int) -> None:
+        key = (B, C, pos_total, neg_total)
+        if self._wkey != key:
+            self.wcol[:C] = -1.0 / neg_total
+            self.wcol[C:C + B] = 1.0 / pos_total
             self.Hs[:C + B, self.n_h] = self.wcol[:C + B, 0]
-            self._wkey = (B, C)
+            self._wkey = key
 
-    def step(self, rows: torch.Tensor, data: torch.Tensor) -> None:
-        """One update on the batch ``data[rows]``."""
+    def step(self, rows: torch.Tensor, data: torch.Tensor, pos_total: int | None = None
+             ) -> None:
+        """One update on the batch ``data[rows]`` (``pos_total``: the step's rows on all
+        ranks, when data-parallel)."""
         n_v, n_h, Wa = self.n_v, self.n_h, self.Wa
         B = rows.shape[0]
         C = self.C if self.persistent else B
@@ -292,9 +305,24 @@ class TorchCD:
                         hneg.mul_(self.hu[2]).add_(self.hu[1])
             else:
                 _mean_(hneg, self.hu)
-        self._weights(B, C)
+        pt = B if pos_total is None else pos_total
+        nt = (self.neg_total or C) if self.persistent else pt
+        self._weights(B, C, pt, nt)
         Hs[:R, :n_h].mul_(self.wcol[:R])
-        if self.Ma is None:
+        if self.reduce is not None:  # the statistics summed over ranks, then the step
+            S = self.S
+            torch.mm(Vs[:R].t(), Hs[:R], out=S)
+            self.reduce(S)
+            if self.Ma is None:
+                if self.wd:
+                    Wa.mul_(1.0 - self.lr * self.wd)
+                Wa.add_(S, alpha=self.lr)
+            else:
+                self.Ma.mul_(self.mom).sub_(S)
+                if self.wd:
+                    self.Ma.add_(Wa, alpha=self.wd)
+                Wa.add_(self.Ma, alpha=-self.lr)
+        elif self.Ma is None:
             Wa.addmm_(Vs[:R].t(), Hs[:R], beta=1.0 - self.lr * self.wd, alpha=self.lr)
         else:
             self.Ma.addmm_(Vs[:R].t(), Hs[:R], beta=self.mom, alpha=-1.0)
@@ -325,3 +353,24 @@ class TorchCD:
                 done += -(-N // self.bs)
             self._store()
         return done
+
+    def run_steps(self, data: torch.Tensor, perm: torch.Tensor,
+                  bounds: list[tuple[int, int]], totals: list[int]) -> int:
+        """One epoch of given batches: step ``s`` on the rows ``perm[b0:b1]`` for
+        ``(b0, b1) = bounds[s]``, weighted by ``totals[s]`` rows on all ranks (the
+        data-parallel plan of :func:`pgm_boltz.training.fit`); returns the updates done
+        (all of them, or 0 when the parameters ended non-finite)."""
+        if data.dtype != self.Wa.dtype or data.shape[1] != self.n_v:
+            raise DataError(f"TorchCD.run_steps: data must be (N, {self.n_v}) "
+                            f"{self.Wa.dtype}")
+        if max((b1 - b0 for b0, b1 in bounds), default=0) > self.bs:
+            raise DataError(f"TorchCD.run_steps: a batch is larger than batch_size={self.bs}")
+        perm = perm.to(device=data.device, dtype=torch.long)
+        with torch.no_grad():
+            self._load()
+            for (b0, b1), total in zip(bounds, totals):
+                self.step(perm[b0:b1], data, pos_total=total)
+            ends = torch.aminmax(self.Wa)
+            ok = bool(torch.isfinite(torch.stack(ends)).all())
+            self._store()
+        return len(bounds) if ok else 0

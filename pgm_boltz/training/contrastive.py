@@ -23,6 +23,16 @@ parameters, so ``d loss / d W_ij = <x_i x_j>_neg - <x_i x_j>_pos`` and
 through the block statistics ``X_p^T X_q`` (one matmul per colour-class pair) rather than
 per-edge gathers, so a 784 x 500 RBM step costs five matmuls.
 
+For an RBM trained with SGD and the Gibbs sampler, ``fit`` skips the surrogate: the
+objective hands it a fused runner (:mod:`.fused`) that does whole epochs of the same
+estimate and the ``torch.optim.SGD`` step in closed form (a numba kernel for small and
+medium models on CPU, a few preallocated matmuls per update otherwise).
+
+Data-parallel (a ``world``, :mod:`pgm_boltz.distributed`): ``n_chains`` counts the chains
+of all ranks, split near-evenly; a rank's surrogate weights its batch rows by one over
+the step's rows on all ranks and its chains by one over all chains, so the gradients
+summed over ranks are the estimate of one process holding every row and chain.
+
 The objectives register as ``"cd"`` and ``"pcd"``; use them through
 ``model.fit(data, method="pcd", ...)``.
 """
@@ -35,12 +45,13 @@ import numpy as np
 import torch
 
 from .._validation import check_bool, check_int, check_kwargs
+from ..distributed import split_counts
 from ..errors import ArgumentError
 from ..inference.sampling import start_states
 from ..inference.scores import reconstruction_error_values
 from ..samplers import make_sampler, sampler_names
-from .exact import exact_nll
-from .fit import FIT_ARGS, register_objective
+from .fit import FIT_ARGS, mean_over_ranks, register_objective
+from .fused import FusedRBM, fusable
 
 if TYPE_CHECKING:
     from ..model import EnergyModel
@@ -110,9 +121,10 @@ class ContrastiveObjective:
     Options (passed through ``fit(..., **options)``):
 
     - ``k`` (int, default 1): sweeps of the negative phase per step.
-    - ``n_chains`` (int, PCD only; default ``max(batch_size, 100)``): persistent chains.
-      A continued fit (the state of the previous one passed back, as
-      ``model.fit`` does) with the same number of chains continues them.
+    - ``n_chains`` (int, PCD only; default ``max(batch_size, 100)``): persistent chains
+      (of all ranks together when data-parallel). A continued fit (the state of the
+      previous one passed back, as ``model.fit`` does) with the same number of chains
+      continues them.
     - ``positive_sweeps`` (int, default 5): clamped sweeps of the positive phase when
       hidden units interact (DBMs); each data row's hidden state persists between visits.
     - ``monitor_nll`` (bool, default True): exact ``nll`` / ``val_nll`` in the history
@@ -127,6 +139,7 @@ class ContrastiveObjective:
 
     name = "contrastive"
     persistent = False
+    data_parallel = True
 
     def __init__(self, model: EnergyModel, train: torch.Tensor | None = None,
                  generator: torch.Generator | None = None, seed: int | None = None,
@@ -134,7 +147,7 @@ class ContrastiveObjective:
                  n_chains: int | None = None,
                  positive_sweeps: int = DEFAULT_POSITIVE_SWEEPS, monitor_nll: bool = True,
                  sampler: str = "gibbs", sampler_options: dict | None = None,
-                 **unknown: Any) -> None:
+                 world: Any = None, **unknown: Any) -> None:
         where = f"fit(method={self.name!r})"
         if unknown:
             check_kwargs(where, unknown, (*OPTIONS, *FIT_ARGS))
@@ -169,12 +182,24 @@ class ContrastiveObjective:
             for i, r in enumerate(rows):
                 self._row_ids.setdefault(r.tobytes(), i)
             self._pos_state = self.sampler.init(len(rows), generator, visible_values=train)
+        self.world = world
+        self.generator = generator
+        self.train = train
         n_rows = 1 if train is None else train.shape[0]
+        if world is not None and world.rows:
+            n_rows = sum(world.rows)
         bs = n_rows if batch_size is None else min(int(batch_size), n_rows)
+        #: chains of all ranks; ``local_chains`` of them on this rank
         self.n_chains = int(n_chains) if n_chains is not None else max(bs, DEFAULT_MIN_CHAINS)
+        self.local_chains = self.n_chains
+        if world is not None and self.persistent:
+            if self.n_chains < world.size:
+                raise ArgumentError(f"{where}: n_chains={self.n_chains} is fewer than the "
+                                    f"{world.size} ranks; use at least one chain a rank")
+            self.local_chains = split_counts(self.n_chains, world.size)[world.rank]
         self.chains: torch.Tensor | None = None
         if self.persistent and torch.is_tensor(state) \
-                and tuple(state.shape) == (self.n_chains, model.n_nodes) \
+                and tuple(state.shape) == (self.local_chains, model.n_nodes) \
                 and state.device == model.device and state.dtype == model.dtype:
             self.chains = state  # continue the previous fit's chains
 
@@ -263,7 +288,8 @@ class ContrastiveObjective:
         return x, start
 
     # ------------------------------------------------------------------ fast RBM path
-    def _rbm_loss(self, v: torch.Tensor, gen: torch.Generator | None) -> torch.Tensor:
+    def _rbm_loss(self, v: torch.Tensor, gen: torch.Generator | None, pos_w: float = 1.0,
+                  neg_w: float = 1.0) -> torch.Tensor:
         """CD-k / PCD-k for an RBM in five matmuls per step (k = 1): hidden means of the
         data, k alternating draws, hidden means of the last visible draw, and the two
         statistics ``v^T E[h|v] / B``; the surrogate is linear in (W, b_v, b_h)."""
@@ -290,32 +316,40 @@ class ContrastiveObjective:
                 self.chains[:, lay.hs] = h
             # with row weights w = (1/B, ..., -1/C, ...) over the stacked rows:
             # S = v^T hp / B - vn^T hn / C = Vs^T (w * Hs), dv = w Vs, dh = w Hs
-            w = self._row_weights(v.shape[0], vn.shape[0])
+            w = self._row_weights(v.shape[0], vn.shape[0], pos_w, neg_w)
             Vs, Hs = torch.cat([v, vn]), torch.cat([hp, hn])
             S = torch.mm(Vs.t(), Hs * w[:, None])
             dv, dh = w @ Vs, w @ Hs
         # dot products: one pass forward, one backward (W is a view of model.weight)
         return -(torch.dot(m.weight, S.view(-1)) + torch.dot(bv, dv) + torch.dot(bh, dh))
 
-    def _row_weights(self, B: int, C: int) -> torch.Tensor:
-        key = (B, C)
+    def _row_weights(self, B: int, C: int, pos_w: float = 1.0, neg_w: float = 1.0
+                     ) -> torch.Tensor:
+        key = (B, C, pos_w, neg_w)
         if getattr(self, "_w_key", None) != key:
             m = self.model
-            self._w = torch.cat([torch.full((B,), 1.0 / B, dtype=m.dtype, device=m.device),
-                                 torch.full((C,), -1.0 / C, dtype=m.dtype, device=m.device)])
+            self._w = torch.cat([
+                torch.full((B,), pos_w / B, dtype=m.dtype, device=m.device),
+                torch.full((C,), -neg_w / C, dtype=m.dtype, device=m.device)])
             self._w_key = key
         return self._w
 
     def _init_chains(self, gen: torch.Generator | None) -> torch.Tensor:
         """PCD chains: visible units from the data marginals (``model.visible_init``, set
         by fit), hidden units from their conditionals given them."""
-        return start_states(self.model, self.sampler, self.n_chains, gen)
+        return start_states(self.model, self.sampler, self.local_chains, gen)
 
     # ------------------------------------------------------------------ the protocol
-    def loss(self, batch: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
-        """The surrogate for one batch of visible values; its gradient is the estimate."""
+    def loss(self, batch: torch.Tensor, generator: torch.Generator | None,
+             share: float | None = None) -> torch.Tensor:
+        """The surrogate for one batch of visible values; its gradient is the estimate.
+        Data-parallel, ``share`` is this batch's rows over the step's rows on all ranks:
+        the batch's statistics are weighted by it and the chains' by this rank's chains
+        over all chains (CD: ``share`` too)."""
+        pos_w = 1.0 if share is None else float(share)
+        neg_w = pos_w if not self.persistent else self.local_chains / self.n_chains
         if self.fast:
-            return self._rbm_loss(batch, generator)
+            return self._rbm_loss(batch, generator, pos_w, neg_w)
         with torch.no_grad():
             pos_rb, pos_s = self._positive(batch, generator)
             if self.persistent:
@@ -325,7 +359,24 @@ class ContrastiveObjective:
             else:
                 neg_rb, _ = self._negative(pos_s.clone(), generator)
             pos, neg = self._stats(pos_rb), self._stats(neg_rb)
+            if share is not None:
+                pos, neg = _scaled(pos, pos_w), _scaled(neg, neg_w)
         return self._surrogate(pos, neg)
+
+    def fused(self, lr: float, momentum: float, weight_decay: float, batches: Any
+              ) -> FusedRBM | None:
+        """A fused epoch runner (:class:`~pgm_boltz.training.fused.FusedRBM`) when the
+        model is an RBM in arithmetic-progression domains sampled by Gibbs; None
+        otherwise (fit then steps a torch SGD optimiser on the surrogate)."""
+        if not fusable(self.model, self.layout, self.sampler_name) or self.train is None:
+            return None
+        if self.persistent and self.chains is None:
+            self.chains = self._init_chains(self.generator)
+        return FusedRBM(self.model, self.layout, self.train, k=self.k, lr=lr,
+                        momentum=momentum, weight_decay=weight_decay, batches=batches,
+                        generator=self.generator,
+                        chains=self.chains if self.persistent else None, world=self.world,
+                        neg_total=self.n_chains if self.persistent else None)
 
     def after_step(self) -> None:
         """Nothing to do: samplers re-read the parameters at every step."""
@@ -342,17 +393,33 @@ class ContrastiveObjective:
     def epoch_metrics(self, train: torch.Tensor, val: torch.Tensor | None) -> dict:
         """``recon_error`` and, when exact work is feasible, ``nll`` / ``val_nll``."""
         m = self.model
-        out: dict = {"recon_error": reconstruction_error_values(m, self._monitor_rows(train))}
+        rows = self._monitor_rows(train)
+        pairs = {"recon_error": (reconstruction_error_values(m, rows), rows.shape[0])}
         exact = m.plan.exact_feasible and (m.plan.hidden is None or m.plan.hidden.feasible)
+        log_z = None
         if self.monitor_nll and exact:
             with torch.no_grad():
-                log_z = m.exact_log_partition()
-                out["nll"] = float(exact_nll(m, train, log_z))
+                log_z = float(m.exact_log_partition())
+                pairs["nll"] = (float(m.free_energy_values(train).mean()), train.shape[0])
                 if val is not None:
-                    out["val_nll"] = float(exact_nll(m, val, log_z))
+                    pairs["val_nll"] = (float(m.free_energy_values(val).mean()),
+                                        val.shape[0])
         elif val is not None:
-            out["val_recon_error"] = reconstruction_error_values(m, self._monitor_rows(val))
+            vrows = self._monitor_rows(val)
+            pairs["val_recon_error"] = (reconstruction_error_values(m, vrows),
+                                        vrows.shape[0])
+        out = mean_over_ranks(self.world, pairs)
+        for key in ("nll", "val_nll"):
+            if key in out:
+                out[key] += log_z
         return out
+
+
+def _scaled(stats: tuple[torch.Tensor, list[torch.Tensor]], w: float
+            ) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """Statistics ``(node means, pair means)`` times ``w``."""
+    mean, pairs = stats
+    return mean * w, [p * w for p in pairs]
 
 
 def _take(x: torch.Tensor, idx: slice | torch.Tensor) -> torch.Tensor:
