@@ -7,7 +7,8 @@
 - The SGD arithmetic (momentum, weight decay, a short last batch) against
   ``torch.optim.SGD`` on saturated models, whose draws are deterministic.
 - The numba kernel's first updates against a numpy re-implementation fed the same
-  uniforms (its streams replayed), so every draw and sum is checked.
+  uniforms (its xoroshiro128+ chain streams replayed in the documented order, float64
+  and float32), so every draw and sum is checked.
 - Reproducibility, epoch-by-epoch calls equal to one call, divergence reporting, the
   multinary conditional mean against :func:`pgm_boltz.domains.geometric_mean`.
 """
@@ -23,12 +24,11 @@ import torch
 
 from pgm_boltz.domains import geometric_mean
 from pgm_boltz.errors import DataError
-from pgm_boltz.inference.ais_kernels import _fill_uniform
 from pgm_boltz.training.cd_kernels import (
     _geo_mean,
     cd_epochs,
+    chain_streams,
     seed_streams,
-    streams_from_generator,
     unit_arrays,
 )
 from pgm_boltz.training.cd_torch import TorchCD, choose_cd_backend, init_pcd_chains
@@ -115,6 +115,11 @@ def _row(units, rng) -> np.ndarray:
     return np.array([lo + st * rng.integers(K) for lo, st, K in units])
 
 
+def _streams(seeds) -> np.ndarray:
+    """Chain streams (2, n) from n seed pairs (as :func:`chain_streams` makes them)."""
+    return np.ascontiguousarray(seed_streams(np.asarray(seeds))[:, :, 0].T)
+
+
 def _one_update(path, W, bv, bh, data, vu, hu, k, chains, seed):
     """Parameters after one update with lr = 1 over all rows of ``data`` as one batch."""
     N = data.shape[0]
@@ -123,7 +128,7 @@ def _one_update(path, W, bv, bh, data, vu, hu, k, chains, seed):
         W1, bv1, bh1, data = (a.astype(dt) for a in (W, bv, bh, data))
         ch = None if chains is None else (chains[0].astype(dt), chains[1].astype(dt))
         slots = max(N, 0 if chains is None else chains[0].shape[0])
-        cd_epochs(W1, bv1, bh1, data, np.arange(N)[None], seed_streams(
+        cd_epochs(W1, bv1, bh1, data, np.arange(N)[None], _streams(
             np.arange(2 * slots).reshape(slots, 2) + seed * 1000003), batch_size=N, lr=1.0,
             k=k, chains=ch, visible=_ua(vu), hidden=_ua(hu))
         return W1.astype(np.float64), bv1.astype(np.float64), bh1.astype(np.float64)
@@ -210,7 +215,7 @@ def test_sgd_arithmetic_matches_torch_optim(path, mode):
     if path == "numba":
         W1, bv1, bh1 = W.copy(), bv.copy(), bh.copy()
         buffers = (np.zeros_like(W), np.zeros_like(bv), np.zeros_like(bh))
-        done = cd_epochs(W1, bv1, bh1, data, perm, streams_from_generator(3), batch_size=2,
+        done = cd_epochs(W1, bv1, bh1, data, perm, chain_streams(3), batch_size=2,
                          lr=lr, momentum=mom, weight_decay=wd, buffers=buffers, chains=chains)
         if chains is not None:
             assert np.array_equal(chains[0], np.tile(vn, (C, 1)))
@@ -229,24 +234,51 @@ def test_sgd_arithmetic_matches_torch_optim(path, mode):
         np.testing.assert_allclose(got, np.asarray(want), rtol=1e-12, atol=1e-13)
 
 
-def _replay(W, bv, bh, data, perm, bs, streams, vu, hu, k, chains, lr):
+_MASK = (1 << 64) - 1
+
+
+class _Xoroshiro:
+    """xoroshiro128+ in Python integers: one chain's stream, replayed."""
+
+    def __init__(self, s0: int, s1: int) -> None:
+        self.s0, self.s1 = int(s0), int(s1)
+
+    def next(self) -> int:
+        s0, s1 = self.s0, self.s1
+        r = (s0 + s1) & _MASK
+        s1 ^= s0
+        self.s0 = (((s0 << 24) | (s0 >> 40)) & _MASK) ^ s1 ^ ((s1 << 16) & _MASK)
+        self.s1 = ((s1 << 37) | (s1 >> 27)) & _MASK
+        return r
+
+    def uniforms(self, n: int, f32: bool) -> np.ndarray:
+        """The documented draw: float64 one 53-bit uniform a draw; float32 two 24-bit
+        uniforms a draw (units i and i + 1), a fresh pair for every call."""
+        out = []
+        while len(out) < n:
+            r = self.next()
+            if f32:
+                out += [(r >> 40) / 2**24, ((r >> 16) & 0xFFFFFF) / 2**24]
+            else:
+                out.append((r >> 11) / 2**53)
+        return np.array(out[:n], dtype=np.float32 if f32 else np.float64)
+
+
+def _replay(W, bv, bh, data, perm, bs, streams, vu, hu, k, chains, lr, f32=False):
     """A numpy re-implementation of cd_epochs (no momentum) drawing the same uniforms:
-    each slot's streams replayed through _fill_uniform in the documented order."""
-    W, bv, bh = W.copy(), bv.copy(), bh.copy()
-    st = streams.copy()
-    lo_v, sv = np.array([u[0] for u in vu]), np.array([u[1] for u in vu])
-    lo_h, sh = np.array([u[0] for u in hu]), np.array([u[1] for u in hu])
+    each chain's stream replayed in the documented order (CD: n_h for the chain's h
+    given its batch row; every Gibbs step n_v for v, then n_h for h when drawn)."""
+    dt = np.float32 if f32 else np.float64
+    W, bv, bh, data = (a.astype(dt) for a in (W, bv, bh, data))
+    gens = [_Xoroshiro(streams[0, c], streams[1, c]) for c in range(streams.shape[1])]
+    lo_v, sv = (np.array([u[i] for u in vu], dt) for i in (0, 1))
+    lo_h, sh = (np.array([u[i] for u in hu], dt) for i in (0, 1))
 
-    def unif(slot, n):
-        buf = np.empty(n + 8)
-        _fill_uniform(st[slot], buf.view(np.uint64), buf, n)
-        return buf[:n]
-
-    def draw(f, lo, step, u):  # two levels: k = [u (1 + exp(-f step)) < 1]
-        return np.where(u * (1.0 + np.exp(-f * step)) < 1.0, lo + step, lo)
+    def draw(f, lo, step, u):  # two levels: k = [u (1 + exp(-f step)) < 1], in dt
+        return np.where(u * (dt(1) + np.exp(-f * step)) < dt(1), lo + step, lo).astype(dt)
 
     def mean(f, lo, step):
-        return lo + step / (1.0 + np.exp(-f * step))
+        return (lo + step / (dt(1) + np.exp(-f * step))).astype(dt)
 
     for e in range(perm.shape[0]):
         for b0 in range(0, perm.shape[1], bs):
@@ -256,52 +288,55 @@ def _replay(W, bv, bh, data, perm, bs, streams, vu, hu, k, chains, lr):
             vns, hns = [], []
             for r in range(chains[0].shape[0] if chains is not None else B):
                 if chains is None:
-                    h = draw(V[r] @ W + bh, lo_h, sh, unif(r, W.shape[1]))
+                    h = draw(V[r] @ W + bh, lo_h, sh, gens[r].uniforms(W.shape[1], f32))
                 else:
-                    h = chains[1][r]
-                for s in range(k):  # one call a step: n_v uniforms for v, n_h for h
+                    h = chains[1][r].astype(dt)
+                for s in range(k):
                     draw_h = s < k - 1 or chains is not None
-                    u = unif(r, W.shape[0] + (W.shape[1] if draw_h else 0))
-                    vn = draw(W @ h + bv, lo_v, sv, u[:W.shape[0]])
+                    vn = draw(W @ h + bv, lo_v, sv, gens[r].uniforms(W.shape[0], f32))
                     fh = vn @ W + bh
                     if draw_h:
-                        h = draw(fh, lo_h, sh, u[W.shape[0]:])
+                        h = draw(fh, lo_h, sh, gens[r].uniforms(W.shape[1], f32))
                 vns.append(vn)
                 hns.append(mean(fh, lo_h, sh))
                 if chains is not None:
                     chains[0][r], chains[1][r] = vn, h
             VN, HN = np.array(vns), np.array(hns)
-            W += lr * (V.T @ HP / B - VN.T @ HN / len(VN))
-            bv += lr * (V.mean(0) - VN.mean(0))
-            bh += lr * (HP.mean(0) - HN.mean(0))
+            W = W + dt(lr) * (V.T @ HP / dt(B) - VN.T @ HN / dt(len(VN)))
+            bv = bv + dt(lr) * (V.mean(0) - VN.mean(0))
+            bh = bh + dt(lr) * (HP.mean(0) - HN.mean(0))
     return W, bv, bh
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("mode,k", [("cd", 1), ("cd", 3), ("pcd", 1), ("pcd", 2)])
 @pytest.mark.parametrize("case", ["binary", "mixed"])
-def test_numba_updates_match_replayed_noise(mode, k, case):
+def test_numba_updates_match_replayed_noise(mode, k, case, dtype):
     vu, hu = UNIT_CASES[case]
     rng = np.random.default_rng(7)
     n_v, n_h, N, C = 3, 2, 7, 4
     W, bv, bh = _model(rng, n_v, n_h, scale=1.0)
     data = np.array([_row(vu, rng) for _ in range(N)])
     perm = np.stack([rng.permutation(N) for _ in range(2)])
-    streams = seed_streams(rng.integers(0, 2**62, (max(3, C), 2)))
+    streams = _streams(rng.integers(0, 2**62, (max(3, C), 2)))
     chains = None
     if mode == "pcd":
-        chains = (np.array([_row(vu, rng) for _ in range(C)]),
-                  np.array([_row(hu, rng) for _ in range(C)]))
+        chains = (np.array([_row(vu, rng) for _ in range(C)]).astype(dtype),
+                  np.array([_row(hu, rng) for _ in range(C)]).astype(dtype))
     ref_chains = None if chains is None else (chains[0].copy(), chains[1].copy())
-    want = _replay(W, bv, bh, data, perm, 3, streams, vu, hu, k, ref_chains, lr=0.3)
-    W1, bv1, bh1 = W.copy(), bv.copy(), bh.copy()
+    f32 = dtype == np.float32
+    want = _replay(W, bv, bh, data, perm, 3, streams, vu, hu, k, ref_chains, lr=0.3, f32=f32)
+    W1, bv1, bh1, data1 = (a.astype(dtype) for a in (W, bv, bh, data))
     st = streams.copy()
-    assert cd_epochs(W1, bv1, bh1, data, perm, st, batch_size=3, lr=0.3, k=k, chains=chains,
+    assert cd_epochs(W1, bv1, bh1, data1, perm, st, batch_size=3, lr=0.3, k=k, chains=chains,
                      visible=_ua(vu), hidden=_ua(hu)) == 6
+    tol = 2e-5 if f32 else 1e-12
     for got, w in zip((W1, bv1, bh1), want):
-        np.testing.assert_allclose(got, w, rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(got, w, rtol=tol, atol=tol)
     if chains is not None:
         np.testing.assert_array_equal(chains[0], ref_chains[0])
         np.testing.assert_array_equal(chains[1], ref_chains[1])
+    assert not np.array_equal(st, streams)  # the streams moved on
 
 
 def _digits_like(rng, N=60, n_v=12):
@@ -321,7 +356,7 @@ def test_numba_reproducible_and_split_by_epoch(mode):
         bufs = (np.zeros_like(W), np.zeros_like(bv), np.zeros_like(bh))
         ch = None if mode == "cd" else (np.zeros((8, 12), np.float32),
                                         np.zeros((8, 5), np.float32))
-        st = streams_from_generator(10, torch.Generator().manual_seed(5))
+        st = chain_streams(10, torch.Generator().manual_seed(5))
         kw = dict(batch_size=10, lr=0.1, momentum=0.5, weight_decay=1e-3, buffers=bufs,
                   chains=ch)
         if split:
@@ -358,7 +393,7 @@ def test_divergence_is_reported(path):
     bv, bh = np.zeros(12), np.zeros(5)
     perm = np.stack([rng.permutation(60) for _ in range(3)])
     if path == "numba":
-        done = cd_epochs(W, bv, bh, data, perm, streams_from_generator(10), batch_size=10,
+        done = cd_epochs(W, bv, bh, data, perm, chain_streams(10), batch_size=10,
                          lr=1e308, weight_decay=1.0)
     else:
         t = torch.tensor
@@ -373,13 +408,14 @@ def test_divergence_is_reported(path):
 def test_bad_input_raises_data_error():
     W, bv, bh = np.zeros((3, 2)), np.zeros(3), np.zeros(2)
     data = np.zeros((4, 3))
-    st = streams_from_generator(4)
+    st = chain_streams(4)
     with pytest.raises(DataError, match="bh"):
         cd_epochs(W, bv, np.zeros(3), data, np.arange(4)[None], st, batch_size=2, lr=0.1)
     with pytest.raises(DataError, match="perm"):
         cd_epochs(W, bv, bh, data, np.array([[0, 9]]), st, batch_size=2, lr=0.1)
     with pytest.raises(DataError, match="rng"):
-        cd_epochs(W, bv, bh, data, np.arange(4)[None], st[:1], batch_size=2, lr=0.1)
+        cd_epochs(W, bv, bh, data, np.arange(4)[None], st[:, :1].copy(), batch_size=2,
+                  lr=0.1)
     with pytest.raises(DataError, match="momentum"):
         cd_epochs(W, bv, bh, data, np.arange(4)[None], st, batch_size=2, lr=0.1,
                   momentum=0.5)

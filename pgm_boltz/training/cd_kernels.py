@@ -68,8 +68,8 @@ from numba.extending import overload
 from ..errors import DataError
 from ..inference.ais_kernels import _LANES, _fill_uniform, _vexp, seed_streams
 
-__all__ = ["UnitArrays", "cd_epochs", "seed_streams", "streams_from_generator", "uniform_rows",
-           "unit_arrays"]
+__all__ = ["UnitArrays", "cd_epochs", "chain_streams", "seed_streams", "streams_from_generator",
+           "uniform_rows", "unit_arrays"]
 
 #: layer kinds: every unit binary / every unit two-level / some unit with K > 2
 _BINARY, _TWO_LEVEL, _GENERAL = 0, 1, 2
@@ -111,9 +111,22 @@ def unit_arrays(lo, step, levels) -> UnitArrays:
     return UnitArrays(lo_a, step_a, lv_a, kind)
 
 
+def chain_streams(n: int, generator: torch.Generator | None = None) -> np.ndarray:
+    """``n`` chain streams (2, n) uint64 for :func:`cd_epochs`: one xoroshiro128+ state per
+    chain (column), splitmix64-expanded from integers drawn from ``generator`` (so a
+    seeded torch generator gives a reproducible run).
+
+    >>> s = chain_streams(3, torch.Generator().manual_seed(0))
+    >>> s.shape, bool((s == chain_streams(3, torch.Generator().manual_seed(0))).all())
+    ((2, 3), True)
+    """
+    seeds = torch.randint(0, 2**62, (int(n), 2), generator=generator)
+    return np.ascontiguousarray(seed_streams(seeds.numpy())[:, :, 0].T)
+
+
 def streams_from_generator(n: int, generator: torch.Generator | None = None) -> np.ndarray:
-    """``n`` stream slots (n, 2, 8) uint64 for :func:`cd_epochs`, seeded by integers drawn
-    from ``generator`` (so a seeded torch generator gives a reproducible run).
+    """``n`` stream slots (n, 2, 8) uint64 for :func:`uniform_rows` (eight interleaved
+    xoroshiro128+ states a slot), seeded by integers drawn from ``generator``.
 
     >>> s = streams_from_generator(3, torch.Generator().manual_seed(0))
     >>> s.shape, bool((s == streams_from_generator(3, torch.Generator().manual_seed(0))).all())
@@ -121,64 +134,6 @@ def streams_from_generator(n: int, generator: torch.Generator | None = None) -> 
     """
     seeds = torch.randint(0, 2**62, (int(n), 2), generator=generator)
     return seed_streams(seeds.numpy())
-
-
-# ---------------------------------------------------------------- small vector helpers
-@nb.njit(cache=True, error_model="numpy", inline="always")
-def _nonzero(x, idx):  # pragma: no cover - compiled by numba
-    """Indices of the nonzero entries of ``x`` into ``idx`` (branch-free); their number."""
-    n = 0
-    for i in range(x.shape[0]):
-        idx[n] = i
-        n += x[i] != 0
-    return n
-
-
-@nb.njit(cache=True, fastmath=True, error_model="numpy", inline="always")
-def _field(M, b, x, idx, nz, out):  # pragma: no cover - compiled by numba
-    """``out = b + x M`` over the ``nz`` nonzero entries ``idx`` of ``x`` (M's rows), four
-    rows of ``M`` per pass over ``out``."""
-    n = out.shape[0]
-    for j in range(n):
-        out[j] = b[j]
-    t = 0
-    while t + 4 <= nz:
-        i0, i1, i2, i3 = idx[t], idx[t + 1], idx[t + 2], idx[t + 3]
-        x0, x1, x2, x3 = x[i0], x[i1], x[i2], x[i3]
-        for j in range(n):
-            out[j] += (x0 * M[i0, j] + x1 * M[i1, j]) + (x2 * M[i2, j] + x3 * M[i3, j])
-        t += 4
-    while t < nz:
-        i = idx[t]
-        xi = x[i]
-        for j in range(n):
-            out[j] += xi * M[i, j]
-        t += 1
-
-
-@nb.njit(cache=True, fastmath=True, error_model="numpy", inline="always")
-def _outer_acc(G, g_x, g_h, x, idx, nz, hm, a):  # pragma: no cover - compiled by numba
-    """``G += a x^T hm``, ``g_x += a x``, ``g_h += a hm`` (x's nonzero entries ``idx``)."""
-    n_h = hm.shape[0]
-    for t in range(nz):
-        i = idx[t]
-        c = a * x[i]
-        g_x[i] += c
-        for j in range(n_h):
-            G[i, j] += c * hm[j]
-    for j in range(n_h):
-        g_h[j] += a * hm[j]
-
-
-@nb.njit(cache=True, error_model="numpy")
-def _transpose(W, WT):  # pragma: no cover - compiled by numba
-    """``WT = W^T`` (in 64-row tiles of W when large)."""
-    n_v, n_h = W.shape
-    for i0 in range(0, n_v, 64):
-        i1 = min(i0 + 64, n_v)
-        for j in range(n_h):
-            for i in range(i0, i1):
-                WT[j, i] = W[i, j]
 
 
 @nb.njit(cache=True, error_model="numpy")
@@ -262,68 +217,6 @@ def _exp_into_typed(src, out, tf, n):  # pragma: no cover - compiled by numba
     return exp64
 
 
-@nb.njit(cache=True, fastmath=True, error_model="numpy")
-def _layer(F, rows, n, lo, step, K, kind, mean, draw, U, ustride, uoff, want_mean, want_draw,
-           arg, ex, tf, one):  # pragma: no cover - compiled by numba
-    """For ``rows`` rows of fields ``F`` (flat, ``n`` units a row): ``mean`` = conditional
-    means (if ``want_mean``), ``draw`` = values drawn with the uniforms
-    ``U[c * ustride + uoff + i]`` (if ``want_draw``); outputs flat like ``F``. Two levels:
-    with ``e = exp(-f step)``, mean ``lo + step / (1 + e)``, draw ``k = [u (1 + e) < 1]``.
-    ``arg``/``ex``/``tf`` are scratch of ``F``'s dtype, at least ``rows * n`` long; ``one``
-    is 1 in that dtype (so float32 work stays float32)."""
-    m = rows * n
-    if kind == _GENERAL:
-        for c in range(rows):
-            for i in range(n):
-                e = c * n + i
-                a = float(F[e]) * step[i]
-                Ki = K[i]
-                if Ki == 2:
-                    q = math.exp(-min(max(a, -708.0), 708.0))
-                    if want_mean:
-                        mean[e] = lo[i] + step[i] / (1.0 + q)
-                    if want_draw:
-                        u = U[c * ustride + uoff + i]
-                        draw[e] = lo[i] + step[i] if u * (1.0 + q) < 1.0 else lo[i]
-                else:
-                    if want_mean:
-                        mean[e] = lo[i] + step[i] * _geo_mean(a, Ki)
-                    if want_draw:
-                        u = U[c * ustride + uoff + i]
-                        draw[e] = lo[i] + step[i] * _geo_draw(a, Ki, u)
-        return
-    # the per-row loops run on 1-D slices, inline: LLVM vectorises them (4x faster than
-    # 2-D indexing or a call per row)
-    if kind == _BINARY:
-        for e in range(m):
-            arg[e] = -F[e]
-    else:
-        for c in range(rows):
-            fr, ar = F[c * n:(c + 1) * n], arg[c * n:(c + 1) * n]
-            for i in range(n):
-                ar[i] = -fr[i] * step[i]
-    _exp_into(arg, ex, tf, m)  # (out of place: aliasing would stop the vectorising)
-    if want_mean:
-        if kind == _BINARY:
-            for e in range(m):
-                mean[e] = one / (one + ex[e])
-        else:
-            for c in range(rows):
-                er, mr = ex[c * n:(c + 1) * n], mean[c * n:(c + 1) * n]
-                for i in range(n):
-                    mr[i] = lo[i] + step[i] / (one + er[i])
-    if want_draw:  # k = [u (1 + e) < 1], compared in float64
-        for c in range(rows):
-            b = c * ustride + uoff
-            ur, er, dr = U[b:b + n], ex[c * n:(c + 1) * n], draw[c * n:(c + 1) * n]
-            if kind == _BINARY:
-                for i in range(n):
-                    dr[i] = ur[i] * (1.0 + er[i]) < 1.0
-            else:
-                for i in range(n):
-                    dr[i] = lo[i] + step[i] * (ur[i] * (1.0 + er[i]) < 1.0)
-
-
 @nb.njit(cache=True, error_model="numpy")
 def _uniforms(rng, slot, st, U, ubits, off, n):  # pragma: no cover - compiled by numba
     """``U[off:off + n]`` = the next ``n`` uniforms of stream slot ``slot``."""
@@ -336,112 +229,359 @@ def _uniforms(rng, slot, st, U, ubits, off, n):  # pragma: no cover - compiled b
         rng[slot, 1, lane] = st[1, lane]
 
 
-# no nnan/ninf flags here: the finiteness test below must survive optimisation
+# ---------------------------------------------------------------- the chain-major kernel
+_U11, _U16, _U24, _U27 = np.uint64(11), np.uint64(16), np.uint64(24), np.uint64(27)
+_U37, _U40 = np.uint64(37), np.uint64(40)
+_M24 = np.uint64(0xFFFFFF)
+_INV24 = np.float32(1.0 / (1 << 24))
+_INV53 = 1.0 / float(1 << 53)
+
+
+def _fill(S, U, n, C):  # pragma: no cover - typed by the overload below
+    """``U[i, c]`` for ``i < n``, ``c < C``: the next uniforms of chain ``c``'s stream, unit
+    by unit (float32: two per 64-bit draw, for units ``i`` and ``i + 1``)."""
+    raise NotImplementedError
+
+
+@overload(_fill, jit_options={"error_model": "numpy"})
+def _fill_typed(S, U, n, C):  # pragma: no cover - compiled by numba
+    if U.dtype == types.float32:
+        def fill32(S, U, n, C):
+            s0a, s1a = S[0], S[1]
+            i = 0
+            while i < n:
+                ua = U[i]
+                ub = U[i + 1] if i + 1 < n else U[i]
+                two = i + 1 < n
+                for c in range(C):
+                    s0 = s0a[c]
+                    s1 = s1a[c]
+                    r = s0 + s1
+                    s1 = s1 ^ s0
+                    s0a[c] = ((s0 << _U24) | (s0 >> _U40)) ^ s1 ^ (s1 << _U16)
+                    s1a[c] = (s1 << _U37) | (s1 >> _U27)
+                    hi = np.float32(np.int32(r >> _U40)) * _INV24
+                    lo = np.float32(np.int32((r >> _U16) & _M24)) * _INV24
+                    if two:
+                        ub[c] = lo
+                    ua[c] = hi
+                i += 2
+
+        return fill32
+
+    def fill64(S, U, n, C):
+        s0a, s1a = S[0], S[1]
+        for i in range(n):
+            ua = U[i]
+            for c in range(C):
+                s0 = s0a[c]
+                s1 = s1a[c]
+                r = s0 + s1
+                s1 = s1 ^ s0
+                s0a[c] = ((s0 << _U24) | (s0 >> _U40)) ^ s1 ^ (s1 << _U16)
+                s1a[c] = (s1 << _U37) | (s1 >> _U27)
+                ua[c] = np.float64(np.int64(r >> _U11)) * _INV53
+
+    return fill64
+
+
+@nb.njit(cache=True, fastmath=True, error_model="numpy")
+def _fields_h(WT, b, X, out, C):  # pragma: no cover - compiled by numba
+    """``out[j, c] = b[j] + sum_i WT[j, i] X[i, c]`` for ``c < C`` (four rows of X a
+    pass)."""
+    n_h, n_v = WT.shape
+    for j in range(n_h):
+        o = out[j]
+        bj = b[j]
+        for c in range(C):
+            o[c] = bj
+    i = 0
+    while i + 4 <= n_v:
+        x0, x1, x2, x3 = X[i], X[i + 1], X[i + 2], X[i + 3]
+        for j in range(n_h):
+            w = WT[j]
+            a0, a1, a2, a3 = w[i], w[i + 1], w[i + 2], w[i + 3]
+            o = out[j]
+            for c in range(C):
+                o[c] += (a0 * x0[c] + a1 * x1[c]) + (a2 * x2[c] + a3 * x3[c])
+        i += 4
+    while i < n_v:
+        x0 = X[i]
+        for j in range(n_h):
+            a0 = WT[j, i]
+            o = out[j]
+            for c in range(C):
+                o[c] += a0 * x0[c]
+        i += 1
+
+
+@nb.njit(cache=True, fastmath=True, error_model="numpy")
+def _fields_v(WT, b, H, out, C):  # pragma: no cover - compiled by numba
+    """``out[i, c] = b[i] + sum_j WT[j, i] H[j, c]`` for ``c < C`` (four rows of H a
+    pass)."""
+    n_h, n_v = WT.shape
+    for i in range(n_v):
+        o = out[i]
+        bi = b[i]
+        for c in range(C):
+            o[c] = bi
+        j = 0
+        while j + 4 <= n_h:
+            a0, a1, a2, a3 = WT[j, i], WT[j + 1, i], WT[j + 2, i], WT[j + 3, i]
+            h0, h1, h2, h3 = H[j], H[j + 1], H[j + 2], H[j + 3]
+            for c in range(C):
+                o[c] += (a0 * h0[c] + a1 * h1[c]) + (a2 * h2[c] + a3 * h3[c])
+            j += 4
+        while j < n_h:
+            a0 = WT[j, i]
+            h0 = H[j]
+            for c in range(C):
+                o[c] += a0 * h0[c]
+            j += 1
+
+
+@nb.njit(cache=True, error_model="numpy")
+def _transpose(X, XT, C):  # pragma: no cover - compiled by numba
+    """``XT[c, i] = X[i, c]`` for ``c < C``, in 16 x 16 tiles."""
+    n = X.shape[0]
+    for i0 in range(0, n, 16):
+        i1 = min(i0 + 16, n)
+        for c0 in range(0, C, 16):
+            c1 = min(c0 + 16, C)
+            for i in range(i0, i1):
+                for c in range(c0, c1):
+                    XT[c, i] = X[i, c]
+
+
+@nb.njit(cache=True, error_model="numpy")
+def _transpose_rows(XR, X, B):  # pragma: no cover - compiled by numba
+    """``X[i, r] = XR[r, i]`` for ``r < B``, in 16 x 16 tiles."""
+    n = XR.shape[1]
+    for r0 in range(0, B, 16):
+        r1 = min(r0 + 16, B)
+        for i0 in range(0, n, 16):
+            i1 = min(i0 + 16, n)
+            for r in range(r0, r1):
+                for i in range(i0, i1):
+                    X[i, r] = XR[r, i]
+
+
+@nb.njit(cache=True, fastmath=True, error_model="numpy")
+def _layer(F, n, C, lo, step, K, kind, mean, draw, U, want_mean, want_draw, arg, ex, tf,
+           one):  # pragma: no cover - compiled by numba
+    """For units ``i < n`` and chains ``c < C`` with fields ``F[i, c]``: conditional means
+    into ``mean`` (if ``want_mean``; may be ``F``) and values drawn with the uniforms
+    ``U[i, c]`` into ``draw`` (if ``want_draw``). Two levels, ``e = exp(-f step)``: mean
+    ``lo + step / (1 + e)``, draw ``lo + step [u (1 + e) < 1]`` (in the dtype of ``F``);
+    K levels: the closed-form mean and the inverse CDF (float64)."""
+    for i in range(n):
+        f = F[i]
+        if kind == _GENERAL and K[i] > 2:
+            Ki = K[i]
+            for c in range(C):
+                a = float(f[c]) * step[i]
+                if want_draw:
+                    draw[i, c] = lo[i] + step[i] * _geo_draw(a, Ki, float(U[i, c]))
+                if want_mean:
+                    mean[i, c] = lo[i] + step[i] * _geo_mean(a, Ki)
+            continue
+        tf[0] = step[i]  # the unit's step and lo in the fields' dtype
+        tf[1] = lo[i]
+        sd = tf[0]
+        li = tf[1]
+        for c in range(C):
+            arg[c] = -f[c] * sd
+        _exp_into(arg, ex, tf, C)
+        if want_draw:
+            d = draw[i]
+            u = U[i]
+            if kind == 0:
+                for c in range(C):
+                    d[c] = one if u[c] * (one + ex[c]) < one else 0 * one
+            else:
+                for c in range(C):
+                    d[c] = li + sd * (u[c] * (one + ex[c]) < one)
+        if want_mean:
+            m = mean[i]
+            if kind == 0:
+                for c in range(C):
+                    m[c] = one / (one + ex[c])
+            else:
+                for c in range(C):
+                    m[c] = li + sd / (one + ex[c])
+
+
+@nb.njit(cache=True, fastmath=True, error_model="numpy", inline="always")
+def _accumulate(g, A, rows, B, a):  # pragma: no cover - compiled by numba
+    """``g += a sum_r A[r] rows[r]`` over ``r < B`` (``A`` weights, ``rows`` (B, n))."""
+    n = g.shape[0]
+    r = 0
+    while r + 4 <= B:
+        a0, a1, a2, a3 = a * A[r], a * A[r + 1], a * A[r + 2], a * A[r + 3]
+        x0, x1, x2, x3 = rows[r], rows[r + 1], rows[r + 2], rows[r + 3]
+        for i in range(n):
+            g[i] += (a0 * x0[i] + a1 * x1[i]) + (a2 * x2[i] + a3 * x3[i])
+        r += 4
+    while r < B:
+        a0 = a * A[r]
+        x0 = rows[r]
+        for i in range(n):
+            g[i] += a0 * x0[i]
+        r += 1
+
+
+# no nnan/ninf flags here: the finiteness test must survive optimisation
 @nb.njit(cache=True, fastmath={"contract", "reassoc", "arcp"}, error_model="numpy")
-def _sgd(P, M, G, lr, mom, wd):  # pragma: no cover - compiled by numba
-    """torch.optim.SGD on the flat parameter ``P`` with ascent statistics ``G`` (loss
-    gradient ``-G + wd P``), momentum buffer ``M``; returns ``sum P * 0``: 0 when every
-    new entry is finite, NaN otherwise."""
-    s = P[0] * 0
+def _sgd_row(P, M, g, lr, mom, wd):  # pragma: no cover - compiled by numba
+    """torch.optim.SGD on the row ``P`` with ascent statistics ``g`` (loss gradient
+    ``-g + wd P``), momentum row ``M``; returns ``sum P * 0`` (0 when all finite)."""
+    t = P[0] * 0
     if mom == 0:
         for i in range(P.shape[0]):
-            P[i] -= lr * (wd * P[i] - G[i])
-            s += P[i] * 0
+            P[i] -= lr * (wd * P[i] - g[i])
+            t += P[i] * 0
     else:
         for i in range(P.shape[0]):
-            M[i] = mom * M[i] + (wd * P[i] - G[i])
+            M[i] = mom * M[i] + (wd * P[i] - g[i])
             P[i] -= lr * M[i]
-            s += P[i] * 0
-    return s
+            t += P[i] * 0
+    return t
 
 
-@nb.njit(cache=True, nogil=True, fastmath={"contract"}, error_model="numpy")
+@nb.njit(cache=True, fastmath={"contract", "reassoc", "arcp"}, error_model="numpy")
+def _update(WT, bv, bh, MT, mbv, mbh, XR, HP, B, VR, HN, C, a_pos, a_neg, lr, mom, wd, g
+            ):  # pragma: no cover - compiled by numba
+    """The statistics ``g_W[i, j] = a_pos sum_r XR[r, i] HP[j, r] + a_neg sum_c VR[c, i]
+    HN[j, c]`` (XR, VR: rows of visible states; HP, HN: hidden means, one column a row)
+    and the biases' sums, and ``torch.optim.SGD``'s step with them as minus the loss
+    gradient, row by row of the transposed weights ``WT``; returns ``sum θ * 0``."""
+    n_h, n_v = WT.shape
+    tot = WT[0, 0] * 0
+    for j in range(n_h):
+        for i in range(n_v):
+            g[i] = 0
+        _accumulate(g, HP[j], XR, B, a_pos)
+        _accumulate(g, HN[j], VR, C, a_neg)
+        tot += _sgd_row(WT[j], MT[j if mom != 0 else 0], g, lr, mom, wd)
+    for i in range(n_v):
+        g[i] = 0
+    for r in range(B):
+        x = XR[r]
+        for i in range(n_v):
+            g[i] += x[i]
+    for i in range(n_v):
+        g[i] *= a_pos
+    for c in range(C):
+        x = VR[c]
+        for i in range(n_v):
+            g[i] += a_neg * x[i]
+    tot += _sgd_row(bv, mbv, g, lr, mom, wd)
+    for j in range(n_h):
+        p = bh[0] * 0
+        q = bh[0] * 0
+        hp, hn = HP[j], HN[j]
+        for r in range(B):
+            p += hp[r]
+        for c in range(C):
+            q += hn[c]
+        g[j] = a_pos * p + a_neg * q
+    tot += _sgd_row(bh, mbh, g[:n_h], lr, mom, wd)
+    return tot
+
+
+@nb.njit(cache=True, nogil=True, error_model="numpy")
 def _cd_run(W, bv, bh, mW, mbv, mbh, data, perm, bs, k, persistent, cv, ch, lo_v, st_v, K_v,
-            kind_v, lo_h, st_h, K_h, kind_h, lr_, mom_, wd_, rng):  # pragma: no cover
+            kind_v, lo_h, st_h, K_h, kind_h, lr_, mom_, wd_, S):  # pragma: no cover
+    """The epochs loop (see ``cd_epochs``); ``S`` (2, slots) the chains' streams."""
     n_v, n_h = W.shape
     N = perm.shape[1]
     dt = W.dtype
-    R = max(bs, cv.shape[0])  # chain rows
-    sc = np.empty(4, dt)  # scalars in the parameters' dtype
+    Cp = cv.shape[0]
+    # columns padded to multiples of 16 (whole vectors): the padding columns hold finite
+    # values that enter no statistic and draw no random numbers
+    R = (max(bs, Cp) + 15) // 16 * 16
+    sc = np.empty(6, dt)  # scalars in the parameters' dtype
     sc[0], sc[1], sc[2] = lr_, mom_, wd_
     lr, mom, wd = sc[0], sc[1], sc[2]
     one = np.ones(1, dt)[0]
-    WT = np.empty((n_h, n_v), dt)
-    _transpose(W, WT)
-    G = np.zeros((n_v, n_h), dt)
-    gv = np.zeros(n_v, dt)
-    gh = np.zeros(n_h, dt)
-    Gf, Wf, mWf = G.reshape(-1), W.reshape(-1), mW.reshape(-1)
-    # chain states (CD: scratch; PCD: the chains), fields, means (flat, row-major)
-    Vc = cv if persistent else np.empty((bs, n_v), dt)
-    Hc = ch if persistent else np.empty((bs, n_h), dt)
-    Vf, Hf = Vc.reshape(-1), Hc.reshape(-1)
-    FP = np.empty(bs * n_h, dt)  # positive fields -> means
-    FV = np.empty(R * n_v, dt)
-    FH = np.empty(R * n_h, dt)
-    HM = np.empty(R * n_h, dt)
-    pad = R * max(n_v, n_h) + _LANES
-    arg = np.empty(pad, dt)
-    ex = np.empty(pad, dt)
-    tf = np.empty(pad, dt)
-    ustride = n_v + n_h + _LANES
-    U = np.empty(R * ustride)
-    ubits = U.view(np.uint64)
-    st = np.empty((2, _LANES), np.uint64)
-    IV = np.empty((R + bs, n_v), np.int64)  # nonzero visible entries per row
-    NV = np.empty(R + bs, np.int64)
-    ih = np.empty(n_h, np.int64)
+    WT = np.ascontiguousarray(W.T)  # working copies, transposed: rows per hidden unit
+    MT = np.ascontiguousarray(mW.T)
+    XR = np.empty((bs, n_v), dt)  # the batch's rows
+    XP = np.zeros((n_v, R), dt)  # ... and columns
+    HP = np.zeros((n_h, R), dt)
+    VT = np.zeros((n_v, R), dt)
+    VR = np.empty((R, n_v), dt)
+    HT = np.zeros((n_h, R), dt)
+    FV = np.zeros((n_v, R), dt)
+    FH = np.zeros((n_h, R), dt)
+    HM = np.zeros((n_h, R), dt)
+    U = np.zeros((max(n_v, n_h) + 1, R), dt)
+    arg = np.empty(R + 16, dt)
+    ex = np.empty(R + 16, dt)
+    tf = np.empty(R + 16, dt)
+    g = np.empty(max(n_v, n_h), dt)
+    if persistent:
+        for c in range(Cp):
+            for i in range(n_v):
+                VT[i, c] = cv[c, i]
+            for j in range(n_h):
+                HT[j, c] = ch[c, j]
     done = 0
+    ok = True
     for e in range(perm.shape[0]):
+        if not ok:
+            break
         for b0 in range(0, N, bs):
             B = min(bs, N - b0)
-            C = cv.shape[0] if persistent else B
-            G[:] = 0
-            gv[:] = 0
-            gh[:] = 0
-            sc[3] = 1.0 / B
-            a_pos = sc[3]
-            sc[3] = -1.0 / C
-            a_neg = sc[3]
-            # positive phase: E[h | v] for the batch (CD: and h drawn from it)
+            C = Cp if persistent else B
+            Bq = (B + 15) // 16 * 16
+            Cq = (C + 15) // 16 * 16
             for r in range(B):
-                x = data[perm[e, b0 + r]]
-                NV[R + r] = _nonzero(x, IV[R + r])
-                _field(W, bh, x, IV[R + r], NV[R + r], FP[r * n_h:(r + 1) * n_h])
-            if not persistent:
-                for r in range(B):
-                    _uniforms(rng, r, st, U, ubits, r * ustride, n_h)
-            _layer(FP, B, n_h, lo_h, st_h, K_h, kind_h, FP, Hf, U, ustride, 0, True,
-                   not persistent, arg, ex, tf, one)
-            for r in range(B):
-                _outer_acc(G, gv, gh, data[perm[e, b0 + r]], IV[R + r], NV[R + r],
-                           FP[r * n_h:(r + 1) * n_h], a_pos)
-            # negative phase: k block-Gibbs steps on C chains, layer by layer
+                row = data[perm[e, b0 + r]]
+                xr = XR[r]
+                for i in range(n_v):
+                    xr[i] = row[i]
+            _transpose_rows(XR, XP, B)
+            _fields_h(WT, bh, XP, HP, Bq)
+            if not persistent:  # CD: the chains' h drawn given the batch
+                _fill(S, U, n_h, B)
+                _layer(HP, n_h, Bq, lo_h, st_h, K_h, kind_h, HP, HT, U, True, True, arg, ex,
+                       tf, one)
+            else:
+                _layer(HP, n_h, Bq, lo_h, st_h, K_h, kind_h, HP, HT, U, True, False, arg,
+                       ex, tf, one)
             for s in range(k):
                 last = s == k - 1
                 draw_h = persistent or not last
-                nu = n_v + n_h if draw_h else n_v
-                for c in range(C):
-                    _uniforms(rng, c, st, U, ubits, c * ustride, nu)
-                    hc = Hc[c]
-                    _field(WT, bv, hc, ih, _nonzero(hc, ih), FV[c * n_v:(c + 1) * n_v])
-                _layer(FV, C, n_v, lo_v, st_v, K_v, kind_v, FV, Vf, U, ustride, 0, False,
-                       True, arg, ex, tf, one)
-                for c in range(C):
-                    vc = Vc[c]
-                    NV[c] = _nonzero(vc, IV[c])
-                    _field(W, bh, vc, IV[c], NV[c], FH[c * n_h:(c + 1) * n_h])
-                _layer(FH, C, n_h, lo_h, st_h, K_h, kind_h, HM, Hf, U, ustride, n_v, last,
-                       draw_h, arg, ex, tf, one)
-            for c in range(C):
-                _outer_acc(G, gv, gh, Vc[c], IV[c], NV[c], HM[c * n_h:(c + 1) * n_h], a_neg)
-            tot = _sgd(Wf, mWf, Gf, lr, mom, wd)
-            tot += _sgd(bv, mbv, gv, lr, mom, wd)
-            tot += _sgd(bh, mbh, gh, lr, mom, wd)
+                _fill(S, U, n_v, C)
+                _fields_v(WT, bv, HT, FV, Cq)
+                _layer(FV, n_v, Cq, lo_v, st_v, K_v, kind_v, FV, VT, U, False, True, arg, ex,
+                       tf, one)
+                _fields_h(WT, bh, VT, FH, Cq)
+                if draw_h:
+                    _fill(S, U, n_h, C)
+                _layer(FH, n_h, Cq, lo_h, st_h, K_h, kind_h, HM, HT, U, last, draw_h, arg,
+                       ex, tf, one)
+            _transpose(VT, VR, C)
+            sc[3] = 1.0 / B
+            sc[4] = -1.0 / C
+            tot = _update(WT, bv, bh, MT, mbv, mbh, XR, HP, B, VR, HM, C, sc[3], sc[4], lr,
+                          mom, wd, g)
             if not np.isfinite(tot):
-                return done
-            _transpose(W, WT)
+                ok = False
+                break
             done += 1
+    for i in range(n_v):
+        for j in range(n_h):
+            W[i, j] = WT[j, i]
+            if mom != 0:
+                mW[i, j] = MT[j, i]
+    if persistent:
+        for c in range(Cp):
+            for i in range(n_v):
+                cv[c, i] = VT[i, c]
+            for j in range(n_h):
+                ch[c, j] = HT[j, c]
     return done
 
 
@@ -485,8 +625,8 @@ def cd_epochs(W: np.ndarray, bv: np.ndarray, bh: np.ndarray, data: np.ndarray,
 
     The maths is the module docstring's. ``W``, ``bv``, ``bh``, ``data`` (N, n_v values)
     and the chains (C, n_v), (C, n_h) (values) share one float dtype, C-contiguous;
-    ``rng`` holds one slot per chain, (max(batch_size, C), 2, 8) uint64 from
-    :func:`seed_streams`. ``visible`` / ``hidden`` default to binary units.
+    ``rng`` holds one xoroshiro128+ state per chain, (2, max(batch_size, C)) uint64 from
+    :func:`chain_streams`. ``visible`` / ``hidden`` default to binary units.
 
     Returns the number of updates done: all of them, or the index of the first update
     after which some parameter was not finite (the run stops there; the parameters are
@@ -497,7 +637,7 @@ def cd_epochs(W: np.ndarray, bv: np.ndarray, bh: np.ndarray, data: np.ndarray,
     >>> data = (rng0.random((20, 6)) < 0.3).astype(np.float64)
     >>> W, bv, bh = np.zeros((6, 3)), np.zeros(6), np.zeros(3)
     >>> perm = np.stack([rng0.permutation(20) for _ in range(5)])
-    >>> streams = seed_streams(np.arange(20).reshape(10, 2))
+    >>> streams = chain_streams(10, torch.Generator().manual_seed(0))
     >>> cd_epochs(W, bv, bh, data, perm, streams, batch_size=10, lr=0.1)
     10
     >>> bool((np.sign(bv) == np.sign(data.mean(0) - 0.5)).all())  # towards the data means
@@ -532,10 +672,10 @@ def cd_epochs(W: np.ndarray, bv: np.ndarray, bh: np.ndarray, data: np.ndarray,
         C = 0
         cv, ch = np.zeros((0, n_v), dtype), np.zeros((0, n_h), dtype)
     slots = max(min(bs, perm.shape[1]), C)
-    if rng.dtype != np.uint64 or rng.ndim != 3 or rng.shape[0] < slots \
-            or rng.shape[1:] != (2, _LANES):
-        raise DataError(f"cd_epochs: rng must be ({slots}, 2, {_LANES}) uint64 streams "
-                         "from seed_streams")
+    if rng.dtype != np.uint64 or rng.ndim != 2 or rng.shape[0] != 2 or rng.shape[1] < slots \
+            or not rng.flags.c_contiguous:
+        raise DataError(f"cd_epochs: rng must be (2, {slots}) uint64 chain streams from "
+                        "chain_streams")
     if buffers is None:
         if momentum != 0:
             raise DataError("cd_epochs: momentum > 0 needs buffers (zeros to start)")
