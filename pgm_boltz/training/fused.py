@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from .cd_kernels import cd_epochs, streams_from_generator, unit_arrays
+from .cd_kernels import cd_epochs, chain_streams, unit_arrays
 from .cd_torch import TorchCD, choose_cd_backend
 
 if TYPE_CHECKING:
@@ -85,7 +85,7 @@ class FusedRBM:
         self.ch = chains[:, layout.hs].contiguous() if persistent else None
         if self.backend == "numba":
             self.np_args = (W.numpy(), bv.numpy(), bh.numpy(), self.train.numpy())
-            self.rng = streams_from_generator(max(bs, C or 0), generator)
+            self.rng = chain_streams(max(bs, C or 0), generator)
             self.buffers = None if momentum == 0 else tuple(
                 np.zeros(a.shape, a.dtype) for a in self.np_args[:3])
             self.kw = dict(batch_size=bs, lr=lr, k=k, momentum=momentum,
