@@ -383,18 +383,39 @@ class ContrastiveObjective:
 
     def _monitor_rows(self, values: torch.Tensor) -> torch.Tensor:
         """At most ``MONITOR_ROWS`` rows (a fixed, evenly spaced subset) for the
-        reconstruction error, so monitoring stays a small part of an epoch."""
-        n = values.shape[0]
-        if n <= MONITOR_ROWS:
-            return values
-        idx = torch.linspace(0, n - 1, MONITOR_ROWS, device=values.device).long()
-        return values[idx]
+        reconstruction error, so monitoring stays a small part of an epoch (kept
+        between epochs)."""
+        cache = self.__dict__.setdefault("_monitor_cache", {})
+        hit = cache.get(id(values))
+        if hit is not None and hit[0] is values:
+            return hit[1]
+        rows = values
+        if values.shape[0] > MONITOR_ROWS:
+            idx = torch.linspace(0, values.shape[0] - 1, MONITOR_ROWS,
+                                 device=values.device).long()
+            rows = values[idx]
+        cache[id(values)] = (values, rows)
+        return rows
+
+    def _recon(self, values: torch.Tensor) -> float:
+        """:func:`~pgm_boltz.inference.scores.reconstruction_error_values` (one up-down
+        mean-field pass); for an RBM in two matmuls."""
+        if not self.layout.ok:
+            return reconstruction_error_values(self.model, values)
+        m, lay = self.model, self.layout
+        with torch.no_grad():
+            W = m.weight.detach().view(lay.shape)
+            b = m.bias.detach()
+            v = values.to(m.device, m.dtype)
+            h = m.hidden_domains.mean(torch.addmm(b[lay.hs], v, W))
+            rec = m.visible_domains.mean(torch.addmm(b[lay.vs], h, W.t()))
+            return float((v - rec).square_().mean())
 
     def epoch_metrics(self, train: torch.Tensor, val: torch.Tensor | None) -> dict:
         """``recon_error`` and, when exact work is feasible, ``nll`` / ``val_nll``."""
         m = self.model
         rows = self._monitor_rows(train)
-        pairs = {"recon_error": (reconstruction_error_values(m, rows), rows.shape[0])}
+        pairs = {"recon_error": (self._recon(rows), rows.shape[0])}
         exact = m.plan.exact_feasible and (m.plan.hidden is None or m.plan.hidden.feasible)
         log_z = None
         if self.monitor_nll and exact:
@@ -406,8 +427,7 @@ class ContrastiveObjective:
                                         val.shape[0])
         elif val is not None:
             vrows = self._monitor_rows(val)
-            pairs["val_recon_error"] = (reconstruction_error_values(m, vrows),
-                                        vrows.shape[0])
+            pairs["val_recon_error"] = (self._recon(vrows), vrows.shape[0])
         out = mean_over_ranks(self.world, pairs)
         for key in ("nll", "val_nll"):
             if key in out:
