@@ -31,27 +31,31 @@ at the batch; PCD: C persistent chains):
 Batches: the rows ``perm[e, b0:b0 + batch_size]`` for ``b0 = 0, batch_size, ...``, epoch
 by epoch (the last batch of an epoch may be shorter), ``perm`` drawn by the caller.
 
-Randomness: one stream *slot* per negative chain (CD: the row's position in its batch;
-PCD: the chain's index), each slot eight interleaved xoroshiro128+ streams
-(:func:`pgm_boltz.inference.ais_kernels.seed_streams`, seeded by :func:`streams_from_generator`
-from the caller's ``torch.Generator``). Per update a slot draws, in this order (each a call
-of ``_fill_uniform`` with that many uniforms): CD first ``n_h`` (its ``h`` from the batch
-row); then one call per Gibbs step of ``n_v + n_h`` uniforms (``v-``, then ``h``), or
-``n_v`` at CD's last step, which draws no ``h``. Two levels: ``k = [u (1 + e) < 1]``,
-``e = exp(-f step)``, i.e. ``u < sigmoid(f step)`` (compared in float64). The kernel is
-serial and a chain's draws depend on nothing but its slot's stream, so seeded runs
-reproduce exactly (and one call of E epochs equals E calls of one); it releases the GIL.
+Randomness: one xoroshiro128+ stream per negative chain (CD: the row's position in its
+batch; PCD: the chain's index), ``rng[:, c]`` (:func:`chain_streams`, splitmix64-seeded
+from the caller's ``torch.Generator``). Per update a chain draws, in this order: CD first
+``n_h`` uniforms (its ``h`` given the batch row); then every Gibbs step ``n_v`` (``v-``)
+and, unless it is CD's last step, ``n_h`` (``h``). A uniform is ``(r >> 11) 2^-53`` of a
+64-bit output ``r`` in float64; in float32 one output gives two 24-bit uniforms,
+``(r >> 40) 2^-24`` for unit ``i`` and ``((r >> 16) mod 2^24) 2^-24`` for unit ``i + 1``
+(pairs restart for each group of ``n_v`` or ``n_h``). Two levels: ``k = [u (1 + e) <
+1]``, ``e = exp(-f step)``, i.e. ``u < sigmoid(f step)``, in the parameters' dtype. The
+kernel is serial and a chain's draws depend on nothing but its stream, so seeded runs
+reproduce exactly whatever the thread count (and one call of E epochs equals E calls of
+one); it releases the GIL.
 
-Layout: per update the positive rows, then each Gibbs step layer by layer over all C
-chains (fields chain by chain, then one pass of exponentials and draws over the C x n
-block, which vectorises), then the statistics and the SGD step. Arithmetic runs in the
-parameters' dtype (float32 or float64: fields, exponentials — a float32 polynomial
-``exp`` for float32, :func:`pgm_boltz.inference.ais_kernels._vexp` for float64 —, means,
-statistics and the update). Zero entries of ``v`` and ``h`` are skipped in the fields
-and statistics (binary data are sparse), ``W`` is kept transposed as well for the
-visible fields. Cost per update: about ``(B + 2 C k + C) n_v n_h`` multiply-adds times
-the density of nonzero units, with no Python in between: a 64 x 16 RBM at batch 10 runs
-an update in under 10 µs (PCD with 100 chains: about 40 µs).
+Layout: chain-major. States, fields and uniforms are stored one row per unit and one
+column per chain, so every inner loop runs over chains and vectorises (16 float32 lanes
+with AVX-512; the columns are padded to multiples of 16, and the padding enters no
+statistic and draws no random numbers): fields are rank-4 updates of whole rows, the
+exponentials, means and draws elementwise passes, the streams of 8 chains advance in one
+vector operation. The weights are kept transposed (one row per hidden unit) for the
+run; the statistics and the SGD step go row by row of them: ``g = sum_r a_r H[j, r]
+X[r]`` over the batch rows and the chains' visible rows, then the update of that row.
+Arithmetic runs in the parameters' dtype (float32 or float64: fields, exponentials — a
+float32 polynomial ``exp`` for float32, :func:`pgm_boltz.inference.ais_kernels._vexp` for
+float64 —, means, statistics and the update). Cost per update: about
+``(B + 2 C k + C) n_v n_h`` multiply-adds with no Python in between.
 """
 
 from __future__ import annotations

@@ -42,11 +42,12 @@ from .cd_kernels import UnitArrays, streams_from_generator, uniform_rows, unit_a
 
 __all__ = ["TorchCD", "choose_cd_backend", "init_pcd_chains"]
 
-#: measured crossover (benchmarks/cd_speed.py and the sweep in its docstring, 2-core AMD
-#: EPYC, float32, 19-50% dense binary rows): the numba kernel (one thread) wins while
-#: ``(batch + chains) * n_v * n_h * threads`` stays below this (at one thread the two paths
-#: tie near 4e6 on dense rows, 1.6e7 on sparse ones; torch's matmuls scale with threads)
-NUMBA_MAX_WORK = 3.0e6
+#: measured crossover (``python benchmarks/cd.py --threads 1 --crossover``, 2-core AMD
+#: EPYC, float32, 20-50% dense binary rows, one thread each): the chain-major numba kernel
+#: wins while ``(batch + chains) * n_v * n_h * threads`` stays below this (64x64 at batch
+#: 100: numba 1.4-2.9x faster; 196x100 at batch 10: 0.9-1.8x; 400x200 at batch 10, 2-4x
+#: slower); torch's matmuls scale with threads, the kernel runs on one
+NUMBA_MAX_WORK = 1.0e6
 
 
 def choose_cd_backend(n_v: int, n_h: int, batch: int, device: str | torch.device = "cpu",
@@ -59,7 +60,7 @@ def choose_cd_backend(n_v: int, n_h: int, batch: int, device: str | torch.device
     update's multiply-adds of the statistics (C = ``n_chains`` for PCD, else ``batch``),
     ``threads`` torch's intra-op threads (default ``torch.get_num_threads()``). Below it
     torch's per-call overhead (about 5 µs a call, 13+ calls an update) outweighs its
-    faster matmuls; the numba kernel runs on one thread and skips zero visible units.
+    faster matmuls; the numba kernel runs on one thread.
 
     >>> choose_cd_backend(64, 16, 10, threads=2), choose_cd_backend(784, 500, 100, threads=1)
     ('numba', 'torch')
