@@ -43,7 +43,7 @@ def fusable(model: EnergyModel, layout: Any, sampler: str) -> bool:
     >>> import pgm_boltz as pb
     >>> from pgm_boltz.training.contrastive import _RBMLayout
     >>> m = pb.compile(pb.graphs.rbm(4, 2), engine="block-gibbs")
-    >>> fusable(m, _RBMLayout(m), "gibbs"), fusable(m, _RBMLayout(m), "metropolis")
+    >>> fusable(m, _RBMLayout(m), "gibbs"), fusable(m, _RBMLayout(m), "sequential")
     (True, False)
     """
     return (bool(layout.ok) and sampler == "gibbs" and model.n_hidden > 0
