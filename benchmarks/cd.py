@@ -205,7 +205,7 @@ def scaling_table(repeats: int, quick: bool, peak: float) -> tuple[list[str], di
     for n_v, n_h in SIZES:
         for B in BATCHES:
             flops = 10.0 * B * n_v * n_h
-            updates = int(min(3000, max(20, 2e10 / flops)))
+            updates = int(min(3000, max(50, 5e10 / flops)))
             if quick:
                 updates = max(5, updates // 20)
             N = min(updates * B, 20000)
@@ -352,8 +352,11 @@ def main(argv: list[str] | None = None) -> int:
         lines += free_energy_table(args.quick)
         if args.crossover:
             lines += ["", *crossover_table(repeats, args.quick)]
+    peak_end = matmul_peak(3 if args.quick else 10)
     lines += ["", f"Load average after: {load()} (timings on a loaded machine are "
-              "provisional)."]
+              f"provisional). Matmul peak at the start {peak / 1e9:.1f}, at the end "
+              f"{peak_end / 1e9:.1f} GFLOP/s (the % of peak above use the start's; a large "
+              "difference means the machine's load changed during the run)."]
     text = "\n".join(lines)
     print(text)
     if not (args.no_write or args.quick):

@@ -112,6 +112,11 @@ def case_errors(data_part):
         model.fit(part, method="cd", epochs=1, batch_size=5, progress=False)
     except pb.DataError as err:
         out["few_rows"] = str(err)
+    try:
+        model.fit(data_part, method="cd", epochs=1, batch_size=5, progress=False,
+                  validation_data=data_part if dist.get_rank() == 0 else None)
+    except pb.DataError as err:
+        out["val_on_one_rank"] = str(err)
     # opting out: each rank trains alone on its own rows
     alone = pb.compile(pb.graphs.rbm(8, 4), seed=0, dtype=torch.float64)
     alone.fit(data_part, method="exact", epochs=2, progress=False, distributed=False)
@@ -205,6 +210,7 @@ def test_errors_and_opt_out(ranks):
         err = out["errors"]
         assert "does not support data-parallel" in err["plain"]
         assert "fewer than the" in err["few_rows"] and "rank 1" in err["few_rows"]
+        assert "validation_data was given on ranks [0] only" in err["val_on_one_rank"]
         assert out["rank"] == (r, 2, r == 0)
     # distributed=False: each rank trained alone on its own part
     a0, a1 = ranks[0]["errors"]["alone"], ranks[1]["errors"]["alone"]

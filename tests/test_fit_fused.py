@@ -130,3 +130,22 @@ def test_divergence_restores_the_last_good_epoch():
         m.fit(data, method="cd", epochs=3, batch_size=5, lr=3e38, progress=False, seed=0)
     assert torch.isfinite(m.weight).all() and torch.isfinite(m.bias).all()
     assert torch.equal(m.weight.detach(), good[1]) and torch.equal(m.bias.detach(), good[0])
+
+
+@pytest.mark.parametrize("kind", ["binary", "multinary-spin"])
+def test_kernel_reconstruction_error_matches_the_definition(kind):
+    from pgm_boltz.inference.scores import reconstruction_error_values
+
+    G = pb.graphs.rbm(6, 3) if kind == "binary" else pb.graphs.rbm(
+        5, 3, domain="multinary", levels=4, hidden_domain="spin")
+    m = pb.compile(G, engine="block-gibbs", seed=0, init_scale=1.0)
+    with torch.no_grad():
+        m.bias.normal_(0, 1, generator=torch.Generator().manual_seed(1))
+    top = 2 if kind == "binary" else 4
+    v = m.encode_data(np.random.default_rng(0).integers(0, top, (50, m.n_visible)))
+    obj = PCDObjective(m, train=v, generator=torch.Generator())
+    runner = obj.fused(lr=0.1, momentum=0.0, weight_decay=0.0,
+                       batches=_batch_plan(50, 10, None))
+    assert runner.backend == "numba"
+    assert runner.recon(v) == pytest.approx(reconstruction_error_values(m, v), rel=1e-6)
+    assert obj._recon(v) == runner.recon(v)

@@ -72,8 +72,8 @@ from numba.extending import overload
 from ..errors import DataError
 from ..inference.ais_kernels import _LANES, _fill_uniform, _vexp, seed_streams
 
-__all__ = ["UnitArrays", "cd_epochs", "chain_streams", "seed_streams", "streams_from_generator",
-           "uniform_rows", "unit_arrays"]
+__all__ = ["UnitArrays", "cd_epochs", "chain_streams", "reconstruction_error", "seed_streams",
+           "streams_from_generator", "uniform_rows", "unit_arrays"]
 
 #: layer kinds: every unit binary / every unit two-level / some unit with K > 2
 _BINARY, _TWO_LEVEL, _GENERAL = 0, 1, 2
@@ -587,6 +587,55 @@ def _cd_run(W, bv, bh, mW, mbv, mbh, data, perm, bs, k, persistent, cv, ch, lo_v
             for j in range(n_h):
                 ch[c, j] = HT[j, c]
     return done
+
+
+@nb.njit(cache=True, nogil=True, fastmath={"contract"}, error_model="numpy")
+def _recon(W, bv, bh, V, lo_v, st_v, K_v, lo_h, st_h, K_h):  # pragma: no cover
+    n_v, n_h = W.shape
+    h = np.empty(n_h)
+    tot = 0.0
+    for r in range(V.shape[0]):
+        v = V[r]
+        for j in range(n_h):
+            h[j] = bh[j]
+        for i in range(n_v):
+            x = float(v[i])
+            if x != 0.0:
+                w = W[i]
+                for j in range(n_h):
+                    h[j] += x * w[j]
+        for j in range(n_h):
+            a = h[j] * st_h[j]
+            m = 1.0 / (1.0 + math.exp(-a)) if K_h[j] == 2 else _geo_mean(a, K_h[j])
+            h[j] = lo_h[j] + st_h[j] * m
+        for i in range(n_v):
+            w = W[i]
+            f = float(bv[i])
+            for j in range(n_h):
+                f += w[j] * h[j]
+            a = f * st_v[i]
+            m = 1.0 / (1.0 + math.exp(-a)) if K_v[i] == 2 else _geo_mean(a, K_v[i])
+            d = float(v[i]) - (lo_v[i] + st_v[i] * m)
+            tot += d * d
+    return tot / (V.shape[0] * n_v)
+
+
+def reconstruction_error(W: np.ndarray, bv: np.ndarray, bh: np.ndarray, V: np.ndarray,
+                         visible: UnitArrays | None = None,
+                         hidden: UnitArrays | None = None) -> float:
+    """Mean squared error of one up-down mean-field pass of an RBM over the rows ``V``
+    (values): ``h = E[h | v]``, ``r = E[v | h]``, ``mean (v - r)^2`` (as
+    :func:`pgm_boltz.inference.scores.reconstruction_error_values`), serial, in float64.
+
+    >>> W = np.zeros((2, 1)); z = np.zeros(2)
+    >>> reconstruction_error(W, z, np.zeros(1), np.array([[0.0, 1.0]]))
+    0.25
+    """
+    n_v, n_h = W.shape
+    vis = visible or unit_arrays(0.0, np.ones(n_v), 2)
+    hid = hidden or unit_arrays(0.0, np.ones(n_h), 2)
+    return float(_recon(W, bv, bh, V, vis.lo, vis.step, vis.levels, hid.lo, hid.step,
+                        hid.levels))
 
 
 @nb.njit(cache=True, nogil=True, error_model="numpy")

@@ -372,11 +372,12 @@ class ContrastiveObjective:
             return None
         if self.persistent and self.chains is None:
             self.chains = self._init_chains(self.generator)
-        return FusedRBM(self.model, self.layout, self.train, k=self.k, lr=lr,
-                        momentum=momentum, weight_decay=weight_decay, batches=batches,
-                        generator=self.generator,
-                        chains=self.chains if self.persistent else None, world=self.world,
-                        neg_total=self.n_chains if self.persistent else None)
+        self._runner = FusedRBM(
+            self.model, self.layout, self.train, k=self.k, lr=lr, momentum=momentum,
+            weight_decay=weight_decay, batches=batches, generator=self.generator,
+            chains=self.chains if self.persistent else None, world=self.world,
+            neg_total=self.n_chains if self.persistent else None)
+        return self._runner
 
     def after_step(self) -> None:
         """Nothing to do: samplers re-read the parameters at every step."""
@@ -402,6 +403,10 @@ class ContrastiveObjective:
         mean-field pass); for an RBM in two matmuls."""
         if not self.layout.ok:
             return reconstruction_error_values(self.model, values)
+        runner = getattr(self, "_runner", None)
+        fast = None if runner is None else runner.recon(values)
+        if fast is not None:
+            return fast
         m, lay = self.model, self.layout
         with torch.no_grad():
             W = m.weight.detach().view(lay.shape)

@@ -258,6 +258,11 @@ def fit(model: EnergyModel, data: Any, method: str = "auto", epochs: int = 100,
     seed = int(torch.seed() % 2**31) if seed is None else seed
     if world is not None:
         world.rows = world.gather_ints(train.shape[0])
+        with_val = world.gather_ints(val is not None)
+        if len(set(with_val)) > 1:
+            raise DataError("fit: validation_data was given on ranks "
+                            f"{[r for r, v in enumerate(with_val) if v]} only; give every "
+                            "rank its part (pb.distributed.shard) or none")
         seed = world.broadcast_int(seed)  # rank 0's
         rank_seed = seed if world.rank == 0 else _rank_seed(seed, world.rank)
     else:

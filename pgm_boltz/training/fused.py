@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from .cd_kernels import cd_epochs, chain_streams, unit_arrays
+from .cd_kernels import cd_epochs, chain_streams, reconstruction_error, unit_arrays
 from .cd_torch import TorchCD, choose_cd_backend
 
 if TYPE_CHECKING:
@@ -120,6 +120,16 @@ class FusedRBM:
         if done == self.batches.steps and not self._energy_finite():
             return 0
         return done
+
+    def recon(self, values: torch.Tensor) -> float | None:
+        """The reconstruction error of ``values`` (rows of visible values) in the numba
+        kernel when this runner uses it (small models: no torch thread hand-offs for a
+        few small products), else None."""
+        if self.backend != "numba":
+            return None
+        W, bv, bh, _ = self.np_args
+        V = values.detach().cpu().numpy()
+        return reconstruction_error(W, bv, bh, V, self.kw["visible"], self.kw["hidden"])
 
     def _energy_finite(self) -> bool:
         """Whether ``|E(x)| <= M^2 sum|W| + M sum|b|`` (``M`` the largest unit value)
