@@ -648,6 +648,57 @@ def reconstruction_error(W: np.ndarray, bv: np.ndarray, bh: np.ndarray, V: np.nd
                         hid.step, hid.levels, hid.kind)) / (V.shape[0] * n_v)
 
 
+@nb.njit(cache=True, nogil=True, fastmath={"contract"}, error_model="numpy")
+def _mean_draw_rows(F, fld, foff, D, dld, doff, rng, k0, k1, n, lo, step, kind, wts,
+                    want_draw, want_mean):  # pragma: no cover - compiled by numba
+    """Rows ``k`` in ``[k0, k1)`` of two-level units' fields, row-major in flat buffers
+    (row ``foff + k`` of ``F`` at ``(foff + k) fld``): values drawn into row ``doff + k``
+    of ``D`` with the uniforms of stream slot ``k`` (``lo + step [u (1 + e) < 1]``,
+    ``e = exp(-f step)``), and ``F``'s row replaced by ``wts[foff + k]`` times the
+    conditional means ``lo + step / (1 + e)``."""
+    dt = F.dtype
+    one = np.ones(1, dt)[0]
+    U = np.empty(n + _LANES)
+    ubits = U.view(np.uint64)
+    st = np.empty((2, _LANES), np.uint64)
+    arg = np.empty(n, dt)
+    ex = np.empty(n, dt)
+    tf = np.empty(n + 16, dt)
+    lo_d = np.empty(n, dt)
+    st_d = np.empty(n, dt)
+    for i in range(n):
+        lo_d[i] = lo[i]
+        st_d[i] = step[i]
+    for k in range(k0, k1):
+        fb = (foff + k) * fld
+        f = F[fb:fb + n]
+        if kind == 0:
+            for i in range(n):
+                arg[i] = -f[i]
+        else:
+            for i in range(n):
+                arg[i] = -f[i] * st_d[i]
+        _exp_into(arg, ex, tf, n)
+        if want_draw:
+            _uniforms(rng, k, st, U, ubits, 0, n)
+            db = (doff + k) * dld
+            d = D[db:db + n]
+            if kind == 0:
+                for i in range(n):
+                    d[i] = one if U[i] * (one + ex[i]) < one else 0 * one
+            else:
+                for i in range(n):
+                    d[i] = lo_d[i] + st_d[i] * (U[i] * (one + ex[i]) < one)
+        if want_mean:
+            w = wts[foff + k]
+            if kind == 0:
+                for i in range(n):
+                    f[i] = w / (one + ex[i])
+            else:
+                for i in range(n):
+                    f[i] = w * (lo_d[i] + st_d[i] / (one + ex[i]))
+
+
 @nb.njit(cache=True, nogil=True, error_model="numpy")
 def _uniform_rows(rng, out):  # pragma: no cover - compiled by numba
     R, n = out.shape

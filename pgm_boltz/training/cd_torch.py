@@ -21,14 +21,21 @@ scaled by the row weights ``w = -1/C`` or ``1/B``, and ``w`` itself as the last 
 the statistics of every parameter at once. Without momentum the SGD step is
 ``Wa.addmm_(Vs^T, Hs, beta=1 - lr wd, alpha=lr)``; with it ``M = momentum M - Vs^T Hs
 + wd Wa``, ``Wa -= lr M``. One CD-1 update of a binary RBM is three matmuls of the
-fields, one of the statistics (the two outer products fused) and the update: 13 torch
-calls, all into preallocated buffers, float throughout in the parameters' dtype.
+fields, one of the statistics (the two outer products fused) and the update, all into
+preallocated buffers, float throughout in the parameters' dtype.
 
-Randomness: on CPU, per-row xoroshiro128+ streams (:func:`~pgm_boltz.training.cd_kernels.
-uniform_rows`, row ``r`` of every draw from slot ``r``) seeded from the caller's
-``torch.Generator`` — three times faster than torch's serial CPU ``uniform_``, which took
-10% of a 784 x 500 update on one thread; on other devices ``uniform_`` with the generator;
-non-finite parameters are checked once per epoch (``aminmax`` of ``Wa``).
+Between the matmuls, on CPU with two-level units, each layer is one numba pass
+(:func:`~pgm_boltz.training.cd_kernels._mean_draw_rows`: exponentials, draws, means
+times the row weights, rows split over torch's threads when large) instead of a
+sigmoid, a uniform fill, a comparison and a scaling in torch: four passes over the
+layer and four OpenMP regions fewer, which matters most on a busy machine, where every
+region waits for its slowest thread. Other devices and K-level units take torch calls.
+
+Randomness: on CPU, per-row xoroshiro128+ streams (slot ``r`` for row ``r`` of every
+layer, eight interleaved states a slot, :func:`~pgm_boltz.training.cd_kernels.
+streams_from_generator`) seeded from the caller's ``torch.Generator``, so the split over
+threads changes no result; on other devices ``uniform_`` with the generator. Non-finite
+parameters are checked once per epoch (``aminmax`` of ``Wa``).
 """
 
 from __future__ import annotations
@@ -37,8 +44,18 @@ from collections.abc import Callable
 
 import torch
 
+from ..engines.threads import run_split
 from ..errors import DataError
-from .cd_kernels import UnitArrays, streams_from_generator, uniform_rows, unit_arrays
+from .cd_kernels import (
+    UnitArrays,
+    _mean_draw_rows,
+    streams_from_generator,
+    uniform_rows,
+    unit_arrays,
+)
+
+#: elements of a layer from which its fused pass is split over torch's threads
+SPLIT_ELEMENTS = 1 << 15
 
 __all__ = ["TorchCD", "choose_cd_backend", "init_pcd_chains"]
 
@@ -216,9 +233,17 @@ class TorchCD:
         if self.mom != 0:
             self.Ma = torch.zeros_like(self.Wa)
         self.mbufs = momentum_buffers
+        #: CPU, two-level units: each layer's means, draws and row weights in one numba
+        #: pass (no torch elementwise calls, so no thread hand-offs between them)
+        self.cpu_fused = dev.type == "cpu" and self.vu[0] != 2 and self.hu[0] != 2
         if dev.type == "cpu":  # uniforms from per-row xoroshiro streams (numba, ~3x faster)
             self.rng = streams_from_generator(max(C, self.bs), generator)
             self.fill = lambda t: uniform_rows(self.rng, t.numpy())
+            self._flat = {"Vs": self.Vs.view(-1).numpy(), "Hs": self.Hs.view(-1).numpy(),
+                          "Hd": self.Hd.view(-1).numpy(), "Fv": self.Fv.view(-1).numpy(),
+                          "w": self.wcol.view(-1).numpy()}
+            self._units_np = {"v": (visible or unit_arrays(0.0, [1.0] * n_v, 2)),
+                              "h": (hidden or unit_arrays(0.0, [1.0] * n_h, 2))}
         else:
             self.fill = _torch_fill(generator)
         self._load()
@@ -263,14 +288,61 @@ class TorchCD:
             self.Hs[:C + B, self.n_h] = self.wcol[:C + B, 0]
             self._wkey = key
 
+    def _layer(self, F: str, fld: int, foff: int, D: str, dld: int, doff: int, rows: int,
+               layer: str, draw: bool, mean: bool) -> None:
+        """The fused CPU pass of one layer (:func:`cd_kernels._mean_draw_rows`) over
+        ``rows`` rows, split over torch's threads when large (rows are independent and
+        each draws from its own stream, so the split changes no result)."""
+        u = self._units_np[layer]
+        n = self.n_v if layer == "v" else self.n_h
+        f = self._flat
+
+        def run(k0: int, k1: int) -> None:
+            _mean_draw_rows(f[F], fld, foff, f[D], dld, doff, self.rng, k0, k1, n, u.lo,
+                            u.step, u.kind, f["w"], draw, mean)
+
+        threads = torch.get_num_threads() if rows * n >= SPLIT_ELEMENTS else 1
+        run_split(run, rows, threads)
+
+    def _step_cpu(self, rows: torch.Tensor, data: torch.Tensor, B: int, C: int) -> None:
+        """The fields of :meth:`step` by matmuls, each layer's means (times the row
+        weights), draws and uniforms in one fused pass."""
+        n_v, n_h, Wa, R = self.n_v, self.n_h, self.Wa, C + B
+        Vs, Hs, Hd = self.Vs, self.Hs, self.Hd
+        pv, ph = Vs.shape[1], Hs.shape[1]
+        vpos = Vs[C:R]
+        torch.index_select(data, 0, rows, out=vpos[:, :n_v])
+        torch.mm(vpos, Wa[:, :n_h], out=Hs[C:R, :n_h])
+        # positive rows: means (weighted) and, for CD, the chains' h drawn (slots 0..B-1)
+        self._layer("Hs", ph, C, "Hd", ph, 0, B, "h", not self.persistent, True)
+        for s in range(self.k):
+            last = s == self.k - 1
+            torch.mm(Hd[:C], Wa[:n_v].t(), out=self.Fv[:C])
+            self._layer("Fv", n_v, 0, "Vs", pv, 0, C, "v", True, False)
+            torch.mm(Vs[:C], Wa[:, :n_h], out=Hs[:C, :n_h])
+            self._layer("Hs", ph, 0, "Hd", ph, 0, C, "h", not last or self.persistent, last)
+
     def step(self, rows: torch.Tensor, data: torch.Tensor, pos_total: int | None = None
              ) -> None:
         """One update on the batch ``data[rows]`` (``pos_total``: the step's rows on all
         ranks, when data-parallel)."""
-        n_v, n_h, Wa = self.n_v, self.n_h, self.Wa
         B = rows.shape[0]
         C = self.C if self.persistent else B
         R = C + B
+        pt = B if pos_total is None else pos_total
+        nt = (self.neg_total or C) if self.persistent else pt
+        self._weights(B, C, pt, nt)
+        if self.cpu_fused:
+            self._step_cpu(rows, data, B, C)
+        else:
+            self._step_torch(rows, data, B, C)
+            self.Hs[:R, :self.n_h].mul_(self.wcol[:R])
+        self._update(R)
+
+    def _step_torch(self, rows: torch.Tensor, data: torch.Tensor, B: int, C: int) -> None:
+        """The fields, means and draws of :meth:`step` in torch calls (any device, any
+        units); the means are left unweighted."""
+        n_v, n_h, Wa, R = self.n_v, self.n_h, self.Wa, C + B
         Vs, Hs, Hd = self.Vs, self.Hs, self.Hd
         vpos = Vs[C:R]
         torch.index_select(data, 0, rows, out=vpos[:, :n_v])
@@ -306,10 +378,11 @@ class TorchCD:
                         hneg.mul_(self.hu[2]).add_(self.hu[1])
             else:
                 _mean_(hneg, self.hu)
-        pt = B if pos_total is None else pos_total
-        nt = (self.neg_total or C) if self.persistent else pt
-        self._weights(B, C, pt, nt)
-        Hs[:R, :n_h].mul_(self.wcol[:R])
+
+    def _update(self, R: int) -> None:
+        """The statistics ``Vs^T Hs`` of the ``R`` stacked rows (means already weighted)
+        and the SGD step (summed over ranks first when data-parallel)."""
+        Wa, Vs, Hs = self.Wa, self.Vs, self.Hs
         if self.reduce is not None:  # the statistics summed over ranks, then the step
             S = self.S
             torch.mm(Vs[:R].t(), Hs[:R], out=S)
