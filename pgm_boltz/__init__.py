@@ -14,7 +14,17 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from . import datasets, domains, engines, graphs, hopfield, inference, samplers, training
+from . import (
+    datasets,
+    distributed,
+    domains,
+    engines,
+    graphs,
+    hopfield,
+    inference,
+    samplers,
+    training,
+)
 from ._version import __version__
 from .compiler import DEFAULT_MAX_EXACT_STATES, Plan
 from .errors import (
@@ -52,6 +62,7 @@ __all__ = [
     "compile",
     "datasets",
     "diagnostics",
+    "distributed",
     "domains",
     "engines",
     "evaluate",

@@ -579,6 +579,9 @@ class EnergyModel(nn.Module):
                           for r in range(0, rows, chunk)])
 
     def _free_energy_rows(self, sv: torch.Tensor) -> torch.Tensor:
+        if (self.n_hidden and self._hidden_problem is None and self.plan.storage == "dense"
+                and self.log_precision is None):
+            return self._free_energy_blocks(sv)
         x = self.visible_state(sv)
         if self.n_hidden == 0:
             return self.energy(x)
@@ -593,6 +596,55 @@ class EnergyModel(nn.Module):
         w_hh = self.weight[self._hidden_edge_ids()]
         return self.energy(x) - engine.log_partition(hidden_cost, self._hidden_problem, f,
                                                      w_hh, **self._quad_kw(q_h))
+
+    def _free_energy_blocks(self, sv: torch.Tensor) -> torch.Tensor:
+        """The closed-form free energy from the visible values alone, block by block:
+        ``-b_v.v - sum_{visible pairs} v W v - sum_j A_j(b_j + sum_{visible i} W_ij v_i)``
+        (one matmul per block pair that touches a visible node; an RBM: one ``v W``)."""
+        vis, hid = self._role_positions()
+        b = self.bias
+        out = -(sv @ _take(b, vis["all"]))
+        f = _take(b, hid["all"]).expand(sv.shape[0], -1).clone()
+        for (_, _, W), roles in zip(self.block_weights(), self._pair_roles()):
+            (vp, vpc), (hp, hpc), (vq, vqc), (hq, hqc) = roles
+            if vp is not None and vq is not None:  # visible-visible couplings
+                Wvv = _take(_take_rows(W, vp), vq)
+                out = out - ((_take(sv, vpc) @ Wvv) * _take(sv, vqc)).sum(-1)
+            if vp is not None and hq is not None:
+                f = _add_at(f, hqc, _take(sv, vpc) @ _take(_take_rows(W, vp), hq))
+            if vq is not None and hp is not None:
+                f = _add_at(f, hpc, _take(sv, vqc) @ _take(_take_rows(W, hp), vq).t())
+        return out - self.hidden_domains.log_normalizer(f).sum(-1)
+
+    def _role_positions(self) -> tuple[dict, dict]:
+        """Column positions of the visible / hidden nodes among all nodes (``"all"``)."""
+        key = ("roles", self.device)
+        if key not in self._index_cache:
+            self._index_cache[key] = (
+                {"all": _as_index(self.visible_index, self.device)},
+                {"all": _as_index(self.hidden_index, self.device)})
+        return self._index_cache[key]
+
+    def _pair_roles(self) -> list[tuple]:
+        """Per block pair ``(p, q)``: for each side, (positions in the block, columns among
+        the visible or hidden values) of its visible and of its hidden nodes, or Nones."""
+        key = ("pair_roles", self.device)
+        if key not in self._index_cache:
+            col_v = np.full(self.n_nodes, -1)
+            col_v[self.visible_index] = np.arange(self.n_visible)
+            col_h = np.full(self.n_nodes, -1)
+            col_h[self.hidden_index] = np.arange(self.n_hidden)
+            out = []
+            for pr in self._block_pairs:
+                sides = []
+                for blk in (self.plan.block_index[pr["p"]], self.plan.block_index[pr["q"]]):
+                    for col in (col_v, col_h):
+                        pos = np.flatnonzero(col[blk] >= 0)
+                        sides.append((None, None) if not len(pos) else (
+                            _as_index(pos, self.device), _as_index(col[blk][pos], self.device)))
+                out.append(tuple(sides))
+            self._index_cache[key] = out
+        return self._index_cache[key]
 
     def _hidden_edge_ids(self) -> torch.Tensor:
         key = ("hidden_edges", self.device)
@@ -666,6 +718,10 @@ def _as_index(idx: np.ndarray, device: torch.device) -> slice | torch.Tensor:
 
 def _take(x: torch.Tensor, idx: slice | torch.Tensor) -> torch.Tensor:
     return x[..., idx] if isinstance(idx, slice) else x.index_select(-1, idx)
+
+
+def _take_rows(W: torch.Tensor, idx: slice | torch.Tensor) -> torch.Tensor:
+    return W[idx] if isinstance(idx, slice) else W.index_select(0, idx)
 
 
 def _add_at(f: torch.Tensor, idx: slice | torch.Tensor, val: torch.Tensor) -> torch.Tensor:

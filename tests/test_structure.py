@@ -156,9 +156,9 @@ def test_bad_data_raises_data_error(data, kwargs, match):
     ({"refit": "yes"}, "refit must be"),
     ({"lam": "cv", "folds": 1}, "folds must be >= 2"),
 ])
-def test_bad_options_raise_data_error(kwargs, match):
+def test_bad_options_raise_argument_error(kwargs, match):
     data = np.where(np.random.default_rng(0).random((50, 3)) < 0.5, -1, 1)
-    with pytest.raises(pb.DataError, match=match):
+    with pytest.raises(pb.ArgumentError, match=match):
         pb.structure.learn(data, "spin", progress=False, **kwargs)
 
 
@@ -484,7 +484,7 @@ def test_regularization_path_order_and_plot(tmp_path):
     ax = p.plot(truth=truth, label_top=3)
     ax.figure.savefig(tmp_path / "path.png")
     assert (tmp_path / "path.png").stat().st_size > 1000
-    with pytest.raises(pb.DataError):
+    with pytest.raises(pb.ArgumentError):
         pb.structure.path(data, "spin", lam_min_ratio=2.0, progress=False)
 
 
@@ -586,18 +586,18 @@ def test_compare_uses_pcd_and_ais_when_exact_is_off():
 
 def test_compare_bad_input():
     cands, train, test = _study()
-    with pytest.raises(pb.DataError, match="mapping"):
+    with pytest.raises(pb.ArgumentError, match="mapping"):
         pb.structure.compare([cands["true"]], train, test)
-    with pytest.raises(pb.DataError, match="empty"):
+    with pytest.raises(pb.ArgumentError, match="empty"):
         pb.structure.compare({}, train, test)
-    with pytest.raises(pb.DataError, match="networkx"):
+    with pytest.raises(pb.ArgumentError, match="networkx"):
         pb.structure.compare({"a": 3}, train, test)
     other = pb.graphs.lattice(2, 2)
     with pytest.raises(pb.DataError, match="visible nodes"):
         pb.structure.compare({"a": cands["true"], "b": other}, train, test)
     with pytest.raises(pb.DataError, match="shape"):
         pb.structure.compare({"a": cands["true"]}, train[:, :4], test)
-    with pytest.raises(pb.DataError, match="unknown method"):
+    with pytest.raises(pb.ArgumentError, match="unknown method"):
         pb.structure.compare({"a": cands["true"]}, train, test, method="sgd")
     bad = cands["true"].copy()
     bad.nodes[(0, 0)]["role"] = "observer"
@@ -637,19 +637,19 @@ def test_prune_l1_drops_spurious_edges():
 
 def test_prune_bad_input():
     model = pb.compile(pb.graphs.lattice(2, 2, coupling=0.5), seed=0)
-    with pytest.raises(pb.DataError, match="exactly one"):
+    with pytest.raises(pb.ArgumentError, match="exactly one"):
         pb.structure.prune(model)
-    with pytest.raises(pb.DataError, match="exactly one"):
+    with pytest.raises(pb.ArgumentError, match="exactly one"):
         pb.structure.prune(model, threshold=0.1, keep=2)
-    with pytest.raises(pb.DataError, match="fraction"):
+    with pytest.raises(pb.ArgumentError, match="fraction"):
         pb.structure.prune(model, fraction=2)
-    with pytest.raises(pb.DataError, match="needs train"):
+    with pytest.raises(pb.ArgumentError, match="needs train"):
         pb.structure.prune(model, method="l1", lam=0.1)
-    with pytest.raises(pb.DataError, match="lam > 0"):
+    with pytest.raises(pb.ArgumentError, match="lam > 0"):
         pb.structure.prune(model, np.ones((5, 4)), method="l1")
-    with pytest.raises(pb.DataError, match="compiled model"):
+    with pytest.raises(pb.ArgumentError, match="compiled model"):
         pb.structure.prune(pb.graphs.lattice(2, 2), threshold=0.1)
-    with pytest.raises(pb.DataError, match="unknown method"):
+    with pytest.raises(pb.ArgumentError, match="unknown method"):
         pb.structure.prune(model, method="random")
 
 

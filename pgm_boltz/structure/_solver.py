@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..errors import DataError, DivergenceError
+from ..errors import ArgumentError, DivergenceError
 
 __all__ = ["NodeObjective", "fista", "pl_standard_errors", "refit_symmetric"]
 
@@ -582,10 +582,10 @@ def _sym(w: torch.Tensor, u: torch.Tensor, v: torch.Tensor, n: int) -> torch.Ten
 
 
 def check_positive(name: str, value: object, integer: bool = False) -> None:
-    """DataError unless ``value`` is a positive (integer) number."""
+    """ArgumentError unless ``value`` is a positive (integer) number."""
     ok_type = (isinstance(value, (int, np.integer)) if integer
                else isinstance(value, (int, float, np.integer, np.floating)))
     if isinstance(value, bool) or not ok_type or not value > 0 or \
             not math.isfinite(float(value)):
         kind = "a positive integer" if integer else "a positive finite number"
-        raise DataError(f"{name} must be {kind}, got {value!r}")
+        raise ArgumentError(f"{name} must be {kind}, got {value!r}")

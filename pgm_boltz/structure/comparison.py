@@ -18,7 +18,7 @@ import networkx as nx
 import numpy as np
 import torch
 
-from ..errors import DataError, PgmBoltzError
+from ..errors import ArgumentError, DataError, PgmBoltzError
 from ..inference.ais import log_partition_bracket
 from ..machine import BoltzmannMachine
 from ..machine import compile as compile_graph
@@ -89,13 +89,13 @@ def _candidates(candidates: Any) -> list[tuple[Hashable, Any]]:
             all(isinstance(c, tuple) and len(c) == 2 for c in candidates):
         items = list(candidates)
     else:
-        raise DataError("candidates must be a mapping name -> graph or compiled model (or a "
+        raise ArgumentError("candidates must be a mapping name -> graph or compiled model (or a "
                         "list of (name, graph) pairs)")
     if not items:
-        raise DataError("candidates is empty; give at least one graph")
+        raise ArgumentError("candidates is empty; give at least one graph")
     names = [n for n, _ in items]
     if len(set(map(str, names))) != len(names):
-        raise DataError("candidate names must be distinct")
+        raise ArgumentError("candidate names must be distinct")
     return items
 
 
@@ -112,7 +112,7 @@ def _as_model(name: Hashable, obj: Any, seed: int | None, compile_options: dict,
         except PgmBoltzError as err:
             raise type(err)(f"candidate {name!r}: {err}") from None
         return model
-    raise DataError(f"candidate {name!r} is a {type(obj).__name__}; give a networkx.Graph "
+    raise ArgumentError(f"candidate {name!r} is a {type(obj).__name__}; give a networkx.Graph "
                     "or a compiled model (pb.compile(G))")
 
 
@@ -140,7 +140,7 @@ def fit_options_for(method: str, fit_options: Any) -> dict:
     opts = dict(DEFAULT_FIT.get(method, {}))
     if fit_options:
         if not isinstance(fit_options, Mapping):
-            raise DataError("fit_options must be a dict of model.fit options, or a mapping "
+            raise ArgumentError("fit_options must be a dict of model.fit options, or a mapping "
                             "{'exact': {...}, 'pcd': {...}}")
         if set(fit_options) <= {"exact", "pcd", "cd"}:
             opts.update(fit_options.get(method, {}))
@@ -244,7 +244,7 @@ def compare(candidates: Any, train: Any, test: Any, *, method: str = "auto",
     ['lattice', 'independent']
     """
     if method not in ("auto", "exact", "pcd", "cd"):
-        raise DataError(f"unknown method {method!r}; use 'auto', 'exact', 'pcd' or 'cd'")
+        raise ArgumentError(f"unknown method {method!r}; use 'auto', 'exact', 'pcd' or 'cd'")
     items = _candidates(candidates)
     compile_options = dict(compile_options or {})
     compile_options.pop("seed", None)
@@ -315,7 +315,7 @@ def plot_comparison(table: Any, ax: Any = None, metric: str = "test_nll",
     if not rows:
         raise DataError("the table is empty")
     if metric not in rows[0]:
-        raise DataError(f"unknown metric {metric!r}; use one of {sorted(rows[0])}")
+        raise ArgumentError(f"unknown metric {metric!r}; use one of {sorted(rows[0])}")
     if sort:
         rows = sorted(rows, key=lambda r: r[metric], reverse=True)
     if ax is None:

@@ -45,7 +45,7 @@ import networkx as nx
 import numpy as np
 import torch
 
-from ..errors import DataError
+from ..errors import ArgumentError, DataError
 from ._data import MIN_ROWS, Columns, compress_rows, normal_quantile, prepare
 from ._solver import (
     NodeObjective,
@@ -94,7 +94,7 @@ def rule_lambda(n_samples: int, n_units: int, c: float = 0.5,
     alpha = default_alpha(n_samples) if alpha is None else alpha
     if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or \
             not 0.0 < alpha < 1.0:
-        raise DataError(f"alpha must be in (0, 1), got {alpha!r}")
+        raise ArgumentError(f"alpha must be in (0, 1), got {alpha!r}")
     n = max(int(n_units), 2)
     z = normal_quantile(1.0 - alpha / (2.0 * n * (n - 1)))
     return c * z / math.sqrt(n_samples)
@@ -144,14 +144,14 @@ def _problem(data: Any, domain: Any, levels: Any, values: Any,
                              min_rows=min_rows)
     dtype = dtype or torch.float64
     if dtype not in (torch.float32, torch.float64):
-        raise DataError(f"dtype must be torch.float32 or torch.float64, got {dtype!r}")
+        raise ArgumentError(f"dtype must be torch.float32 or torch.float64, got {dtype!r}")
     device = torch.device(device) if device is not None else torch.device("cpu")
     return _Problem(S=S, codes=codes, cols=cols, N=S.shape[0], dtype=dtype, device=device)
 
 
 def _check_method(method: str) -> str:
     if method not in METHODS:
-        raise DataError(f"unknown method {method!r}; use one of {METHODS}")
+        raise ArgumentError(f"unknown method {method!r}; use one of {METHODS}")
     return method
 
 
@@ -177,7 +177,7 @@ def select(W: np.ndarray, symmetrize: str) -> np.ndarray:
     [[0, 1]]
     """
     if symmetrize not in SYMMETRIZE:
-        raise DataError(f"symmetrize must be 'and' or 'or', got {symmetrize!r}")
+        raise ArgumentError(f"symmetrize must be 'and' or 'or', got {symmetrize!r}")
     sel = W != 0
     sym = (sel & sel.T) if symmetrize == "and" else (sel | sel.T)
     return np.argwhere(np.triu(sym, 1)).astype(np.int64)
@@ -326,7 +326,8 @@ def learn(data: Any, domain: Any = "spin", *, method: str = "plm", lam: Any = "a
     Raises
     ------
     pgm_boltz.DataError: non-numeric or non-finite data, codes outside a column's domain,
-        a constant column, fewer than 10 rows or 2 columns, bad options.
+        a constant column, fewer than 10 rows or 2 columns.
+    pgm_boltz.ArgumentError: bad options (unknown method, lam, alpha, dtype, ...).
     pgm_boltz.DivergenceError: the solver met non-finite values (e.g. separable data).
 
     Examples
@@ -342,17 +343,17 @@ def learn(data: Any, domain: Any = "spin", *, method: str = "plm", lam: Any = "a
     """
     method = _check_method(method)
     if cv_rule not in ("min", "1se"):
-        raise DataError(f"cv_rule must be 'min' or '1se', got {cv_rule!r}")
+        raise ArgumentError(f"cv_rule must be 'min' or '1se', got {cv_rule!r}")
     if symmetrize not in SYMMETRIZE:
-        raise DataError(f"symmetrize must be 'and' or 'or', got {symmetrize!r}")
+        raise ArgumentError(f"symmetrize must be 'and' or 'or', got {symmetrize!r}")
     if isinstance(threshold, str):
         if threshold != "auto":
-            raise DataError(f"threshold must be 'auto', a positive number or None, got "
+            raise ArgumentError(f"threshold must be 'auto', a positive number or None, got "
                             f"{threshold!r}")
     elif threshold is not None:
         check_positive("threshold", threshold)
     if not isinstance(refit, bool):
-        raise DataError(f"refit must be True or False, got {refit!r}")
+        raise ArgumentError(f"refit must be True or False, got {refit!r}")
     check_positive("max_iter", max_iter, integer=True)
     check_positive("tol", tol)
     if c is not None:
@@ -376,7 +377,7 @@ def learn(data: Any, domain: Any = "spin", *, method: str = "plm", lam: Any = "a
         W_raw, b_raw = cv.W_raw, cv.b_raw
         info.update(lam=cv.node_lambdas.tolist(), lam_rule=f"cv-{cv_rule}", folds=folds)
     elif isinstance(lam, str):
-        raise DataError(f"lam must be 'auto', 'cv' or a positive number, got {lam!r}")
+        raise ArgumentError(f"lam must be 'auto', 'cv' or a positive number, got {lam!r}")
     else:
         check_positive("lam", lam)
         W_raw, b_raw = _fit_rule(prob, kind, float(lam), max_iter, tol, progress)

@@ -19,7 +19,7 @@ import networkx as nx
 import numpy as np
 import torch
 
-from ..errors import DataError
+from ..errors import ArgumentError, DataError
 from ._solver import NodeObjective, check_positive, fista
 from .learning import (
     _KIND,
@@ -222,7 +222,7 @@ def path(data: Any, domain: Any = "spin", *, method: str = "plm", n_lambdas: int
     method = _check_method(method)
     check_positive("n_lambdas", n_lambdas, integer=True)
     if not 0.0 < lam_min_ratio < 1.0:
-        raise DataError(f"lam_min_ratio must be in (0, 1), got {lam_min_ratio!r}")
+        raise ArgumentError(f"lam_min_ratio must be in (0, 1), got {lam_min_ratio!r}")
     prob = _problem(data, domain, levels, values, names, dtype, device)
     obj = prob.objective(_KIND[method])
     W0, b0 = _null_fit(obj)
@@ -232,7 +232,7 @@ def path(data: Any, domain: Any = "spin", *, method: str = "plm", n_lambdas: int
     else:
         grid = np.sort(np.asarray(lambdas, dtype=np.float64).reshape(-1))[::-1]
         if len(grid) == 0 or not (np.isfinite(grid).all() and (grid > 0).all()):
-            raise DataError("lambdas must be positive finite numbers")
+            raise ArgumentError("lambdas must be positive finite numbers")
     coefs, biases = [], []
     bar = _bar(progress, len(grid), f"{method} path")
     try:
@@ -279,7 +279,7 @@ def cross_validate(prob: _Problem, kind: str, *, folds: int = 5, n_lambdas: int 
     """
     check_positive("folds", folds, integer=True)
     if folds < 2:
-        raise DataError(f"folds must be >= 2, got {folds}")
+        raise ArgumentError(f"folds must be >= 2, got {folds}")
     if 2 * folds > prob.N:
         raise DataError(f"cross-validation with {folds} folds needs at least {2 * folds} "
                         f"rows, got {prob.N}")

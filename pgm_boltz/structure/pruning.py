@@ -10,7 +10,7 @@ import networkx as nx
 import numpy as np
 import torch
 
-from ..errors import DataError
+from ..errors import ArgumentError
 from ..machine import BoltzmannMachine
 from ..machine import compile as compile_graph
 from .comparison import _columns, fit_options_for, score, train_model
@@ -51,7 +51,7 @@ class PruneResult:
 def _check_fraction(fraction: Any) -> float:
     if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or \
             not 0.0 <= float(fraction) <= 1.0:
-        raise DataError(f"fraction must be a number in [0, 1], got {fraction!r}")
+        raise ArgumentError(f"fraction must be a number in [0, 1], got {fraction!r}")
     return float(fraction)
 
 
@@ -59,7 +59,7 @@ def _magnitude(w: np.ndarray, threshold: Any, fraction: Any, keep: Any) -> np.nd
     """Mask of edges to drop, weakest ``|W|`` first."""
     given = [x is not None for x in (threshold, fraction, keep)]
     if sum(given) != 1:
-        raise DataError("prune(method='magnitude') needs exactly one of threshold= (drop "
+        raise ArgumentError("prune(method='magnitude') needs exactly one of threshold= (drop "
                         "|W| below it), fraction= (drop that share of the edges) or keep= "
                         "(keep that many of the strongest)")
     mag = np.abs(w)
@@ -68,13 +68,13 @@ def _magnitude(w: np.ndarray, threshold: Any, fraction: Any, keep: Any) -> np.nd
     if threshold is not None:
         if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or \
                 not threshold >= 0:
-            raise DataError(f"threshold must be a number >= 0, got {threshold!r}")
+            raise ArgumentError(f"threshold must be a number >= 0, got {threshold!r}")
         drop = mag < float(threshold)
     elif fraction is not None:
         drop[order[:round(_check_fraction(fraction) * len(w))]] = True
     else:
         if isinstance(keep, bool) or not isinstance(keep, (int, np.integer)) or keep < 0:
-            raise DataError(f"keep must be an integer >= 0, got {keep!r}")
+            raise ArgumentError(f"keep must be an integer >= 0, got {keep!r}")
         drop[order[:max(0, len(w) - int(keep))]] = True
     return drop
 
@@ -127,10 +127,10 @@ def prune(model, train: Any = None, test: Any = None, *, method: str = "magnitud
     ([[(0, 0), (1, 2)]], 7)
     """
     if not isinstance(model, BoltzmannMachine):
-        raise DataError(f"prune needs a compiled model (pb.compile(G)), got "
+        raise ArgumentError(f"prune needs a compiled model (pb.compile(G)), got "
                         f"{type(model).__name__}")
     if method not in ("magnitude", "l1"):
-        raise DataError(f"unknown method {method!r}; use 'magnitude' or 'l1'")
+        raise ArgumentError(f"unknown method {method!r}; use 'magnitude' or 'l1'")
     names = list(model.visible_nodes)
     tr = None if train is None else _columns(train, names, "train")
     te = None if test is None else _columns(test, names, "test")
@@ -142,13 +142,13 @@ def prune(model, train: Any = None, test: Any = None, *, method: str = "magnitud
         drop = _magnitude(w, threshold, fraction, keep)
     else:
         if tr is None:
-            raise DataError("prune(method='l1') needs train data")
+            raise ArgumentError("prune(method='l1') needs train data")
         if lam is None or isinstance(lam, bool) or not isinstance(lam, (int, float)) or \
                 not lam > 0:
-            raise DataError(f"prune(method='l1') needs lam > 0 (the L1 strength), got "
+            raise ArgumentError(f"prune(method='l1') needs lam > 0 (the L1 strength), got "
                             f"{lam!r}")
         if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
-            raise DataError(f"steps must be a positive integer, got {steps!r}")
+            raise ArgumentError(f"steps must be a positive integer, got {steps!r}")
         work = copy.deepcopy(model)
         m = train_method if train_method != "auto" else (
             "exact" if work.plan.exact_feasible else "pcd")

@@ -28,6 +28,16 @@ The surrogate is evaluated through the block statistics ``X_p^T X_q`` (one matmu
 colour-class pair) rather than per-edge gathers, so a 784 x 500 RBM step costs five
 matmuls.
 
+For an RBM trained with SGD and the Gibbs sampler, ``fit`` skips the surrogate: the
+objective hands it a fused runner (:mod:`.fused`) that does whole epochs of the same
+estimate and the ``torch.optim.SGD`` step in closed form (a numba kernel for small and
+medium models on CPU, a few preallocated matmuls per update otherwise).
+
+Data-parallel (a ``world``, :mod:`pgm_boltz.distributed`): ``n_chains`` counts the chains
+of all ranks, split near-evenly; a rank's surrogate weights its batch rows by one over
+the step's rows on all ranks and its chains by one over all chains, so the gradients
+summed over ranks are the estimate of one process holding every row and chain.
+
 The objectives register as ``"cd"`` and ``"pcd"``; use them through
 ``model.fit(data, method="pcd", ...)``.
 """
@@ -40,12 +50,13 @@ import numpy as np
 import torch
 
 from .._validation import check_bool, check_int, check_kwargs
+from ..distributed import split_counts
 from ..errors import ArgumentError
 from ..inference.sampling import start_states
 from ..inference.scores import reconstruction_error_values
 from ..samplers import make_sampler, sampler_names
-from .exact import exact_nll
-from .fit import FIT_ARGS, register_objective
+from .fit import FIT_ARGS, mean_over_ranks, register_objective
+from .fused import FusedRBM, fusable
 
 if TYPE_CHECKING:
     from ..model import EnergyModel
@@ -117,9 +128,10 @@ class ContrastiveObjective:
     Options (passed through ``fit(..., **options)``):
 
     - ``k`` (int, default 1): sweeps of the negative phase per step.
-    - ``n_chains`` (int, PCD only; default ``max(batch_size, 100)``): persistent chains.
-      A continued fit (the state of the previous one passed back, as
-      ``model.fit`` does) with the same number of chains continues them.
+    - ``n_chains`` (int, PCD only; default ``max(batch_size, 100)``): persistent chains
+      (of all ranks together when data-parallel). A continued fit (the state of the
+      previous one passed back, as ``model.fit`` does) with the same number of chains
+      continues them.
     - ``positive_sweeps`` (int, default 5): clamped sweeps of the positive phase when
       hidden units interact (DBMs); each data row's hidden state persists between visits.
     - ``monitor_nll`` (bool, default True): exact ``nll`` / ``val_nll`` in the history
@@ -136,6 +148,7 @@ class ContrastiveObjective:
 
     name = "contrastive"
     persistent = False
+    data_parallel = True
 
     def __init__(self, model: EnergyModel, train: torch.Tensor | None = None,
                  generator: torch.Generator | None = None, seed: int | None = None,
@@ -143,7 +156,7 @@ class ContrastiveObjective:
                  n_chains: int | None = None,
                  positive_sweeps: int = DEFAULT_POSITIVE_SWEEPS, monitor_nll: bool = True,
                  sampler: str = "gibbs", sampler_options: dict | None = None,
-                 **unknown: Any) -> None:
+                 world: Any = None, **unknown: Any) -> None:
         where = f"fit(method={self.name!r})"
         if unknown:
             check_kwargs(where, unknown, (*OPTIONS, *FIT_ARGS))
@@ -178,12 +191,24 @@ class ContrastiveObjective:
             for i, r in enumerate(rows):
                 self._row_ids.setdefault(r.tobytes(), i)
             self._pos_state = self.sampler.init(len(rows), generator, visible_values=train)
+        self.world = world
+        self.generator = generator
+        self.train = train
         n_rows = 1 if train is None else train.shape[0]
+        if world is not None and world.rows:
+            n_rows = sum(world.rows)
         bs = n_rows if batch_size is None else min(int(batch_size), n_rows)
+        #: chains of all ranks; ``local_chains`` of them on this rank
         self.n_chains = int(n_chains) if n_chains is not None else max(bs, DEFAULT_MIN_CHAINS)
+        self.local_chains = self.n_chains
+        if world is not None and self.persistent:
+            if self.n_chains < world.size:
+                raise ArgumentError(f"{where}: n_chains={self.n_chains} is fewer than the "
+                                    f"{world.size} ranks; use at least one chain a rank")
+            self.local_chains = split_counts(self.n_chains, world.size)[world.rank]
         self.chains: torch.Tensor | None = None
         if self.persistent and torch.is_tensor(state) \
-                and tuple(state.shape) == (self.n_chains, model.n_nodes) \
+                and tuple(state.shape) == (self.local_chains, model.n_nodes) \
                 and state.device == model.device and state.dtype == model.dtype:
             self.chains = state  # continue the previous fit's chains
 
@@ -309,7 +334,8 @@ class ContrastiveObjective:
         return x, start, self._squares(x, last.index, sq_last)
 
     # ------------------------------------------------------------------ fast RBM path
-    def _rbm_loss(self, v: torch.Tensor, gen: torch.Generator | None) -> torch.Tensor:
+    def _rbm_loss(self, v: torch.Tensor, gen: torch.Generator | None, pos_w: float = 1.0,
+                  neg_w: float = 1.0) -> torch.Tensor:
         """CD-k / PCD-k for an RBM in five matmuls per step (k = 1): hidden means of the
         data, k alternating draws, hidden means of the last visible draw, and the two
         statistics ``v^T E[h|v] / B``; the surrogate is linear in (W, b_v, b_h)."""
@@ -339,7 +365,7 @@ class ContrastiveObjective:
                 self.chains[:, lay.hs] = h
             # with row weights w = (1/B, ..., -1/C, ...) over the stacked rows:
             # S = v^T hp / B - vn^T hn / C = Vs^T (w * Hs), dv = w Vs, dh = w Hs
-            w = self._row_weights(v.shape[0], vn.shape[0])
+            w = self._row_weights(v.shape[0], vn.shape[0], pos_w, neg_w)
             Vs, Hs = torch.cat([v, vn]), torch.cat([hp, hn])
             S = torch.mm(Vs.t(), Hs * w[:, None])
             dv, dh = w @ Vs, w @ Hs
@@ -357,25 +383,33 @@ class ContrastiveObjective:
             loss = loss + 0.5 * torch.dot(torch.exp(m.log_precision), d2)
         return loss
 
-    def _row_weights(self, B: int, C: int) -> torch.Tensor:
-        key = (B, C)
+    def _row_weights(self, B: int, C: int, pos_w: float = 1.0, neg_w: float = 1.0
+                     ) -> torch.Tensor:
+        key = (B, C, pos_w, neg_w)
         if getattr(self, "_w_key", None) != key:
             m = self.model
-            self._w = torch.cat([torch.full((B,), 1.0 / B, dtype=m.dtype, device=m.device),
-                                 torch.full((C,), -1.0 / C, dtype=m.dtype, device=m.device)])
+            self._w = torch.cat([
+                torch.full((B,), pos_w / B, dtype=m.dtype, device=m.device),
+                torch.full((C,), -neg_w / C, dtype=m.dtype, device=m.device)])
             self._w_key = key
         return self._w
 
     def _init_chains(self, gen: torch.Generator | None) -> torch.Tensor:
         """PCD chains: visible units from the data marginals (``model.visible_init``, set
         by fit), hidden units from their conditionals given them."""
-        return start_states(self.model, self.sampler, self.n_chains, gen)
+        return start_states(self.model, self.sampler, self.local_chains, gen)
 
     # ------------------------------------------------------------------ the protocol
-    def loss(self, batch: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
-        """The surrogate for one batch of visible values; its gradient is the estimate."""
+    def loss(self, batch: torch.Tensor, generator: torch.Generator | None,
+             share: float | None = None) -> torch.Tensor:
+        """The surrogate for one batch of visible values; its gradient is the estimate.
+        Data-parallel, ``share`` is this batch's rows over the step's rows on all ranks:
+        the batch's statistics are weighted by it and the chains' by this rank's chains
+        over all chains (CD: ``share`` too)."""
+        pos_w = 1.0 if share is None else float(share)
+        neg_w = pos_w if not self.persistent else self.local_chains / self.n_chains
         if self.fast:
-            return self._rbm_loss(batch, generator)
+            return self._rbm_loss(batch, generator, pos_w, neg_w)
         with torch.no_grad():
             pos_rb, pos_s, pos_sq = self._positive(batch, generator)
             if self.persistent:
@@ -385,36 +419,94 @@ class ContrastiveObjective:
             else:
                 neg_rb, _, neg_sq = self._negative(pos_s.clone(), generator)
             pos, neg = self._stats(pos_rb, pos_sq), self._stats(neg_rb, neg_sq)
+            if share is not None:
+                pos, neg = _scaled(pos, pos_w), _scaled(neg, neg_w)
         return self._surrogate(pos, neg)
+
+    def fused(self, lr: float, momentum: float, weight_decay: float, batches: Any
+              ) -> FusedRBM | None:
+        """A fused epoch runner (:class:`~pgm_boltz.training.fused.FusedRBM`) when the
+        model is an RBM in arithmetic-progression domains sampled by Gibbs; None
+        otherwise (fit then steps a torch SGD optimiser on the surrogate)."""
+        if not fusable(self.model, self.layout, self.sampler_name) or self.train is None:
+            return None
+        if self.persistent and self.chains is None:
+            self.chains = self._init_chains(self.generator)
+        self._runner = FusedRBM(
+            self.model, self.layout, self.train, k=self.k, lr=lr, momentum=momentum,
+            weight_decay=weight_decay, batches=batches, generator=self.generator,
+            chains=self.chains if self.persistent else None, world=self.world,
+            neg_total=self.n_chains if self.persistent else None)
+        return self._runner
 
     def after_step(self) -> None:
         """Nothing to do: samplers re-read the parameters at every step."""
 
     def _monitor_rows(self, values: torch.Tensor) -> torch.Tensor:
         """At most ``MONITOR_ROWS`` rows (a fixed, evenly spaced subset) for the
-        reconstruction error, so monitoring stays a small part of an epoch."""
-        n = values.shape[0]
-        if n <= MONITOR_ROWS:
-            return values
-        idx = torch.linspace(0, n - 1, MONITOR_ROWS, device=values.device).long()
-        return values[idx]
+        reconstruction error, so monitoring stays a small part of an epoch (kept
+        between epochs)."""
+        cache = self.__dict__.setdefault("_monitor_cache", {})
+        hit = cache.get(id(values))
+        if hit is not None and hit[0] is values:
+            return hit[1]
+        rows = values
+        if values.shape[0] > MONITOR_ROWS:
+            idx = torch.linspace(0, values.shape[0] - 1, MONITOR_ROWS,
+                                 device=values.device).long()
+            rows = values[idx]
+        cache[id(values)] = (values, rows)
+        return rows
+
+    def _recon(self, values: torch.Tensor) -> float:
+        """:func:`~pgm_boltz.inference.scores.reconstruction_error_values` (one up-down
+        mean-field pass); for an RBM without precisions in two matmuls."""
+        if not self.layout.ok or self.model.log_precision is not None:
+            return reconstruction_error_values(self.model, values)
+        runner = getattr(self, "_runner", None)
+        fast = None if runner is None else runner.recon(values)
+        if fast is not None:
+            return fast
+        m, lay = self.model, self.layout
+        with torch.no_grad():
+            W = m.weight.detach().view(lay.shape)
+            b = m.bias.detach()
+            v = values.to(m.device, m.dtype)
+            h = m.hidden_domains.mean(torch.addmm(b[lay.hs], v, W))
+            rec = m.visible_domains.mean(torch.addmm(b[lay.vs], h, W.t()))
+            return float((v - rec).square_().mean())
 
     def epoch_metrics(self, train: torch.Tensor, val: torch.Tensor | None) -> dict:
         """``recon_error`` and, when exact work is feasible, ``nll`` / ``val_nll``."""
         m = self.model
-        out: dict = {"recon_error": reconstruction_error_values(m, self._monitor_rows(train))}
+        rows = self._monitor_rows(train)
+        pairs = {"recon_error": (self._recon(rows), rows.shape[0])}
         exact = m.plan.exact_feasible and (m.plan.hidden is None or m.plan.hidden.feasible)
+        log_z = None
         if self.monitor_nll and exact:
             with torch.no_grad():
-                log_z = m.exact_log_partition()
-                out["nll"] = float(exact_nll(m, train, log_z))
+                log_z = float(m.exact_log_partition())
+                pairs["nll"] = (float(m.free_energy_values(train).mean()), train.shape[0])
                 if val is not None:
-                    out["val_nll"] = float(exact_nll(m, val, log_z))
+                    pairs["val_nll"] = (float(m.free_energy_values(val).mean()),
+                                        val.shape[0])
         elif val is not None:
-            out["val_recon_error"] = reconstruction_error_values(m, self._monitor_rows(val))
+            vrows = self._monitor_rows(val)
+            pairs["val_recon_error"] = (self._recon(vrows), vrows.shape[0])
+        out = mean_over_ranks(self.world, pairs)
+        for key in ("nll", "val_nll"):
+            if key in out:
+                out[key] += log_z
         if self.persistent and self.chains is not None:
             out.update(self.sampler.metrics(self.chains))  # e.g. tempering's swap rates
         return out
+
+
+def _scaled(stats: tuple[torch.Tensor, list[torch.Tensor], torch.Tensor | None], w: float
+            ) -> tuple[torch.Tensor, list[torch.Tensor], torch.Tensor | None]:
+    """Statistics ``(node means, pair means, mean squares or None)`` times ``w``."""
+    mean, pairs, sq = stats
+    return mean * w, [p * w for p in pairs], None if sq is None else sq * w
 
 
 def _take(x: torch.Tensor, idx: slice | torch.Tensor) -> torch.Tensor:

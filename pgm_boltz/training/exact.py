@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from .._validation import check_kwargs
-from .fit import register_objective
+from .fit import mean_over_ranks, register_objective
 
 if TYPE_CHECKING:
     from ..model import EnergyModel
@@ -36,31 +36,42 @@ def exact_nll(model: EnergyModel, values: torch.Tensor, log_z: torch.Tensor | No
 
 class ExactObjective:
     """Exact ML: ``loss = mean_batch F(v) + log Z``, gradient = model - data moments.
-    ``model.fit(data, method="exact")``; no options."""
+    ``model.fit(data, method="exact")``; no options.
+
+    Data-parallel (``world``): this rank's share of a step is ``share * loss`` (``share``
+    = its rows over the step's rows on all ranks), so the gradients summed over ranks
+    are those of the mean over the union of the batches; ``nll`` / ``val_nll`` are the
+    means over all ranks' rows."""
 
     name = "exact"
+    data_parallel = True
 
-    def __init__(self, model: EnergyModel, state: Any = None, **kwargs: Any) -> None:
+    def __init__(self, model: EnergyModel, state: Any = None, world: Any = None,
+                 **kwargs: Any) -> None:
         extra = {k: v for k, v in kwargs.items()
                  if k not in ("train", "generator", "seed", "batch_size")}
         check_kwargs("fit(method='exact')", extra)
         self.model = model
+        self.world = world
         model.plan.require_exact("fit(method='exact')")
         model.plan.require_exact_free_energy("fit(method='exact')")
 
-    def loss(self, batch: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
-        return exact_nll(self.model, batch)
+    def loss(self, batch: torch.Tensor, generator: torch.Generator | None,
+             share: float | None = None) -> torch.Tensor:
+        loss = exact_nll(self.model, batch)
+        return loss if share is None else loss * share
 
     def after_step(self) -> None:
         pass
 
     def epoch_metrics(self, train: torch.Tensor, val: torch.Tensor | None) -> dict:
+        m = self.model
         with torch.no_grad():
-            log_z = self.model.exact_log_partition()
-            out = {"nll": float(exact_nll(self.model, train, log_z))}
+            log_z = float(m.exact_log_partition())
+            pairs = {"nll": (float(m.free_energy_values(train).mean()), train.shape[0])}
             if val is not None:
-                out["val_nll"] = float(exact_nll(self.model, val, log_z))
-        return out
+                pairs["val_nll"] = (float(m.free_energy_values(val).mean()), val.shape[0])
+        return {k: v + log_z for k, v in mean_over_ranks(self.world, pairs).items()}
 
     def state(self) -> None:
         """Exact training keeps no state between fits."""
