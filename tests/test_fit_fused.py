@@ -149,3 +149,30 @@ def test_kernel_reconstruction_error_matches_the_definition(kind):
     assert runner.backend == "numba"
     assert runner.recon(v) == pytest.approx(reconstruction_error_values(m, v), rel=1e-6)
     assert obj._recon(v) == runner.recon(v)
+
+
+def test_models_with_precisions_take_the_autograd_path_and_score_right():
+    """Fused epochs, the block free energy and the two-matmul reconstruction know nothing of
+    quadratic self-terms: a multinary RBM with precisions must take the generic path (its
+    precisions move) and its free energy must equal the brute-force sum over hidden states."""
+    from pgm_boltz.training.contrastive import _RBMLayout
+
+    G = pb.graphs.rbm(3, 2, domain="multinary", levels=4, precision=2.0)
+    m = pb.compile(G, engine="block-gibbs", dtype=torch.float64, seed=0)
+    assert not fused_mod.fusable(m, _RBMLayout(m), "gibbs")
+    q0 = m.log_precision.detach().clone()
+    codes = np.random.default_rng(0).integers(0, 4, (40, 3))
+    m.fit(codes, method="pcd", epochs=2, lr=0.1, batch_size=10, seed=0, progress=False)
+    assert not torch.equal(q0, m.log_precision.detach())
+    # free energy against the sum over the 4 hidden states (binary hidden units)
+    v = m.encode_data(codes[:5], "v")
+    q = torch.exp(m.log_precision).detach()
+    qv = m.precisions_at("visible", q)
+    W = m.weight.detach().view(3, 2)
+    b = m.bias.detach()
+    bv, bh = b[m.visible_index], b[m.hidden_index]
+    hs = torch.tensor([[0.0, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 1.0]], dtype=torch.float64)
+    e = (-(v @ W @ hs.t()) - (v @ bv)[:, None] - (hs @ bh)[None, :]
+         + (0.5 * qv * v * v).sum(-1)[:, None])
+    expected = -torch.logsumexp(-e, dim=1)
+    assert torch.allclose(m.free_energy(codes[:5]).detach(), expected, atol=1e-10)
