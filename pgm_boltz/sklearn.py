@@ -1033,7 +1033,8 @@ class GaussianBernoulliRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Ba
         ``E(v, h) = sum_i lambda_i v_i^2 / 2 - b^T v - v^T W h - c^T h``,
 
     ``p(v, h) = exp(-E(v, h)) / Z`` (a density in ``v``), and learned precisions
-    ``lambda_i = exp(log_precision_i) = 1 / sigma_i^2``. Its conditionals are
+    ``lambda_i = exp(log_precision_i) = 1 / sigma_i^2`` (``model_.log_precision``).
+    Its conditionals are
 
     - ``P(h_j = 1 | v) = sigmoid(c_j + (v W)_j)`` (:meth:`transform`): the coupling
       ``v^T W h`` carries no ``lambda``, so the precisions do not enter it;
@@ -1050,11 +1051,18 @@ class GaussianBernoulliRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Ba
     closed form, so it is exact for up to about 22 hidden units, and estimated by AIS
     above that.
 
-    **Scale the features.** The units start as standard normals (``b = 0``,
-    ``lambda = 1``, weights ``N(0, 0.01^2)``), so standardise the data first
-    (``sklearn.preprocessing.StandardScaler`` in a ``Pipeline``, as in the example);
-    learning then adjusts means and precisions. Unscaled features train too, but need a
-    smaller ``learning_rate``.
+    **Feature scaling.** Gaussian-Bernoulli RBMs train well only on standardised
+    features. With ``standardize=True`` (default) the estimator does this itself: it
+    takes the column means ``mu`` and standard deviations ``s`` of the X of ``fit`` (or
+    of the first ``partial_fit`` call), starts from standard normal units in
+    ``u = (x - mu) / s`` and takes its optimiser steps on the parameters of the model
+    of ``u`` (the chain rule maps the gradient), while ``model_`` and every attribute
+    and score stay in X's own units. So a fit on X and a fit on
+    ``StandardScaler().fit_transform(X)`` give the same model up to that change of
+    units (tested). ``StandardScaler`` in a ``Pipeline`` (as in the example) is still
+    good practice: the downstream steps and the attributes are then in standard units.
+    With ``standardize=False`` the units start as standard normals in X's units
+    (``b = 0``, ``lambda = 1``).
 
     **Training.** Each minibatch step follows the log-likelihood gradient through the
     package's training objectives (``pgm_boltz.training``): the data side from the
@@ -1103,8 +1111,13 @@ class GaussianBernoulliRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Ba
     device : str or None, default=None
         Where the parameters live (``"cpu"`` when None, ``"cuda"`` for a GPU).
     learn_precision : bool, default=True
-        Learn the visible precisions ``lambda`` (otherwise they stay as they are: 1 on a
-        fresh fit, or what was assigned to ``precision_``).
+        Learn the visible precisions ``lambda`` (otherwise they stay as they are:
+        ``1 / s^2`` on a fresh fit, or what was assigned to ``precision_``).
+    standardize : bool, default=True
+        Train in the standardised coordinates of the first data seen (see above);
+        ``False``: in X's units, from standard normal units (for data already scaled,
+        and for ``partial_fit`` over pieces to equal ``fit`` exactly: with ``True`` the
+        first piece fixes ``mu`` and ``s``).
     score_method : {"auto", "exact", "ais"}, default="auto"
         How ``score_samples`` gets ``log Z`` (``"auto"``: exact when feasible, else AIS).
     ais_options : dict or None, default=None
@@ -1131,7 +1144,8 @@ class GaussianBernoulliRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Ba
         The compiled model holding the parameters (``model_.log_precision``,
         ``model_.to_pyro()``, ``model_.sample(n)``, ``pgm_boltz.save``, ...).
     optimizer_ : torch.optim.Optimizer or None
-        The optimiser (None before the first training step).
+        The optimiser, over the parameters of the model of the standardised features
+        ``(W_u, b_u, c_u, log lambda_u)`` (None before the first training step).
     n_features_in_ : int
         Number of features seen during fit.
     feature_names_in_ : ndarray of shape (n_features_in_,)
@@ -1163,8 +1177,8 @@ class GaussianBernoulliRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Ba
                  random_state: Any = None, method: str = "pcd", k: int = 1,
                  n_chains: int | None = None, sampler: str = "gibbs",
                  optimizer: Any = "sgd", device: str | None = None,
-                 learn_precision: bool = True, score_method: str = "auto",
-                 ais_options: dict | None = None) -> None:
+                 learn_precision: bool = True, standardize: bool = True,
+                 score_method: str = "auto", ais_options: dict | None = None) -> None:
         self.n_components = n_components
         self.learning_rate = learning_rate
         self.batch_size = batch_size
@@ -1178,6 +1192,7 @@ class GaussianBernoulliRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Ba
         self.optimizer = optimizer
         self.device = device
         self.learn_precision = learn_precision
+        self.standardize = standardize
         self.score_method = score_method
         self.ais_options = ais_options
 
@@ -1215,9 +1230,10 @@ class GaussianBernoulliRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Ba
         if not (self.optimizer in ("sgd", "adam") or callable(self.optimizer)):
             raise DataError(f"{name}: optimizer must be 'sgd', 'adam' or a callable "
                             f"returning a torch optimiser, got {self.optimizer!r}")
-        if not isinstance(self.learn_precision, (bool, np.bool_)):
-            raise DataError(f"{name}: learn_precision must be True or False, got "
-                            f"{self.learn_precision!r}")
+        for attr in ("learn_precision", "standardize"):
+            if not isinstance(getattr(self, attr), (bool, np.bool_)):
+                raise DataError(f"{name}: {attr} must be True or False, got "
+                                f"{getattr(self, attr)!r}")
         if self.ais_options is not None and not isinstance(self.ais_options, dict):
             raise DataError(f"{name}: ais_options must be a dict or None, got "
                             f"{self.ais_options!r}")
@@ -1265,10 +1281,14 @@ class GaussianBernoulliRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Ba
         return state
 
     # ------------------------------------------------------------------ initialisation
-    def _initialize(self, n_features: int, dtype: np.dtype) -> None:
-        """Fresh model and state: weights ``N(0, 0.01^2)``, biases 0, precisions 1,
-        chains at 0, a numpy Generator and a torch Generator for every later draw."""
+    def _initialize(self, X: Any) -> None:
+        """Fresh model and state: weights ``N(0, 0.01^2)`` and hidden biases 0 in the
+        training coordinates, standard normal visible units there (see
+        :meth:`_init_visible`), chains at 0, a numpy Generator and a torch Generator for
+        every later draw."""
         from .machine import compile as _compile
+
+        n_features, dtype = X.shape[1], X.dtype
 
         rs = check_random_state(self.random_state)
         self._rng = np.random.default_rng(int(rs.randint(np.iinfo(np.int32).max)))
@@ -1282,6 +1302,7 @@ class GaussianBernoulliRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Ba
         self._qpos = np.searchsorted(m.quadratic_index, self._layout.vis)
         if not np.array_equal(m.quadratic_index[self._qpos], self._layout.vis):
             raise DataError(f"{self._name}: every visible unit of model_ must be Gaussian")
+        self._init_visible(X)
         gen = torch.Generator(device=m.device)
         gen.manual_seed(int(self._rng.integers(2**62)))
         self._gen_state = gen.get_state()
@@ -1292,12 +1313,84 @@ class GaussianBernoulliRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Ba
         self._n_features_out = self.n_components
         self._cache: dict = {}
 
-    def _optimizer(self) -> torch.optim.Optimizer:
-        """The torch optimiser over ``(bias, weight, log_precision)``, built once, its lr
-        refreshed from ``learning_rate`` (a frozen precision gets no gradient)."""
+    def _init_visible(self, X: Any) -> None:
+        """The training coordinates ``u = (x - mu) / s`` (``standardize``: X's column
+        means and standard deviations, ``s = 1`` for constant columns, as
+        ``StandardScaler`` does; else ``mu = 0, s = 1``) and the start of the visible
+        units: standard normals in ``u``, i.e. ``lambda = 1 / s^2``, ``b = mu / s^2``.
+        ``model_.visible_init`` (where AIS's base model starts) becomes that ``b``."""
+        V = self._layout.V
+        if self.standardize:
+            if sp.issparse(X):
+                mean = np.asarray(X.mean(0), dtype=np.float64).ravel()
+                var = np.asarray(X.multiply(X).mean(0), dtype=np.float64).ravel() - mean**2
+            else:
+                Xd = np.asarray(X, dtype=np.float64)
+                mean, var = Xd.mean(0), Xd.var(0)
+            std = np.sqrt(np.maximum(var, 0.0))
+            scale = np.where(std > 1e-8 * np.maximum(1.0, np.abs(mean)), std, 1.0)
+        else:
+            mean, scale = np.zeros(V), np.ones(V)
+        self._mu, self._s = mean, scale
+        with torch.no_grad():
+            W, _, c = (t.detach() for t in self._layout.tensors(self.model_))
+            s = self._tensor_t(scale)
+            u = [(W * s[:, None]).clone(), torch.zeros_like(s), c.clone(), torch.zeros_like(s)]
+        self._uparams = [t.requires_grad_(True) for t in u]
+        self._write_model()
+        self.model_.visible_init = self._params()[1].clone()
+
+    def _tensor_t(self, a: np.ndarray) -> torch.Tensor:
+        return torch.as_tensor(a, dtype=self.model_.dtype, device=self.model_.device)
+
+    def _to_model(self, Wu: torch.Tensor, bu: torch.Tensor, cu: torch.Tensor,
+                  lu: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """Parameters in X's units from those in the training coordinates ``u``:
+        ``W = W_u / s``, ``log lambda = log lambda_u - 2 log s``,
+        ``b = b_u / s + lambda mu``, ``c = c_u - mu^T W``."""
+        s, mu = self._tensor_t(self._s), self._tensor_t(self._mu)
+        W = Wu / s[:, None]
+        log_lam = lu - 2.0 * torch.log(s)
+        b = bu / s + torch.exp(log_lam) * mu
+        c = cu - mu @ W
+        return W, b, c, log_lam
+
+    def _from_model(self) -> None:
+        """The training coordinates' parameters from ``model_`` (in place, so the
+        optimiser's state stays): the inverse of :meth:`_to_model`."""
+        s, mu = self._tensor_t(self._s), self._tensor_t(self._mu)
+        with torch.no_grad():
+            W, b, c, lam = self._params()
+            for t, val in zip(self._uparams, (W * s[:, None], s * (b - lam * mu),
+                                              c + mu @ W, torch.log(lam * s * s))):
+                t.copy_(val)
+
+    def _write_model(self) -> None:
         m = self.model_
+        with torch.no_grad():
+            W, b, c, log_lam = self._to_model(*self._uparams)
+            self._layout.write(m, W, b, c)
+            m.log_precision[torch.as_tensor(self._qpos, device=m.device)] = log_lam
+
+    def _model_grads(self) -> tuple[torch.Tensor, ...]:
+        """``.grad`` of ``model_``'s parameters as ``(W, b, c, log lambda)`` blocks."""
+        m, lay = self.model_, self._layout
+        dev = m.device
+        gw = torch.zeros_like(m.weight) if m.weight.grad is None else m.weight.grad
+        gbias = torch.zeros_like(m.bias) if m.bias.grad is None else m.bias.grad
+        glp = m.log_precision.grad
+        glp = torch.zeros_like(m.log_precision) if glp is None else glp
+        gW = gw[torch.as_tensor(lay.edge_of, device=dev)].view(lay.V, lay.H)
+        return (gW, gbias[torch.as_tensor(lay.vis, device=dev)],
+                gbias[torch.as_tensor(lay.hid, device=dev)],
+                glp[torch.as_tensor(self._qpos, device=dev)])
+
+    def _optimizer(self) -> torch.optim.Optimizer:
+        """The torch optimiser over the parameters in the training coordinates
+        ``(W_u, b_u, c_u, log lambda_u)``, built once, its lr refreshed from
+        ``learning_rate`` (a frozen precision gets no gradient)."""
         if self.optimizer_ is None:
-            params = [m.bias, m.weight, m.log_precision]
+            params = list(self._uparams)
             lr = float(self.learning_rate)
             if self.optimizer == "sgd":
                 opt = torch.optim.SGD(params, lr=lr)
@@ -1344,7 +1437,10 @@ class GaussianBernoulliRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Ba
                        for p in (m.bias, m.weight, m.log_precision))
 
     def _one_pass(self, X: Any, epoch: int) -> None:
-        """One pass over X in minibatches of ``batch_size`` (rows in order)."""
+        """One pass over X in minibatches of ``batch_size`` (rows in order). Per batch:
+        the objective's loss gives the gradient in ``model_``'s parameters; the chain
+        rule through :meth:`_to_model` turns it into the gradient in the training
+        coordinates, where the optimiser steps; ``model_`` is rewritten from them."""
         m = self.model_
         N = X.shape[0]
         bs = int(self.batch_size)
@@ -1360,34 +1456,43 @@ class GaussianBernoulliRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Ba
                                          dtype=self._np_dtype)
         method = self._resolved_method()
         self._cache.clear()
-        m.log_precision.requires_grad_(bool(self.learn_precision))
+        learn = bool(self.learn_precision)
         obj = self._get_objective(method)
         opt = self._optimizer()
+        self._from_model()   # parameters assigned since the last pass are taken up
         gen = torch.Generator(device=m.device)
         gen.set_state(self._gen_state)
         if method == "pcd":
             obj.chains = self._tensor(self._chain_state.astype(self._np_dtype, copy=True))
-        params = (m.bias, m.weight, m.log_precision)
+        uparams = self._uparams
         work = int(max(bs, self._chain_state.shape[0])) * self._layout.V * self._layout.H
         with _threads_for(m.device, work):
             for step, (b0, b1) in enumerate(zip(starts, stops)):
                 v = self._tensor(self._rows(X, int(b0), int(b1)))
-                saved = [p.detach().clone() for p in params]
-                opt.zero_grad(set_to_none=True)
+                saved = [p.detach().clone() for p in uparams]
+                for p in (m.bias, m.weight, m.log_precision):
+                    p.grad = None
                 loss = obj.loss(v, gen)
                 loss.backward()
+                opt.zero_grad(set_to_none=True)
+                torch.autograd.backward(self._to_model(*uparams), self._model_grads())
+                if not learn:
+                    uparams[3].grad = None
                 opt.step()
                 obj.after_step()
+                self._write_model()
                 if not (bool(torch.isfinite(loss.detach())) and self._finite()):
                     with torch.no_grad():
-                        for p, s in zip(params, saved):
-                            p.copy_(s)
+                        for p, sv in zip(uparams, saved):
+                            p.copy_(sv)
+                    self._write_model()
                     self._objective = None
                     raise DivergenceError(
                         f"{self._name} training diverged in pass {epoch} (batch {step}): "
                         "the parameters became non-finite and were restored to their "
-                        "values before that batch; lower learning_rate or standardise X "
-                        "(e.g. sklearn.preprocessing.StandardScaler)")
+                        "values before that batch; lower learning_rate")
+        for p in (m.bias, m.weight, m.log_precision):
+            p.grad = None
         self._gen_state = gen.get_state()
         if method == "pcd":
             self._chain_state = obj.chains.detach().cpu().numpy().astype(self._np_dtype,
@@ -1417,7 +1522,7 @@ class GaussianBernoulliRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Ba
         """
         self._check_params()
         X = self._validate(X, reset=True)
-        self._initialize(X.shape[1], X.dtype)
+        self._initialize(X)
         begin = time.perf_counter()
         for epoch in range(1, int(self.n_iter) + 1):
             self._one_pass(X, epoch)
@@ -1447,7 +1552,7 @@ class GaussianBernoulliRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Ba
         first = "model_" not in self.__dict__
         X = self._validate(X, reset=first)
         if first:
-            self._initialize(X.shape[1], X.dtype)
+            self._initialize(X)
         self._one_pass(X, 1)
         return self
 
