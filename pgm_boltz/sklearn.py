@@ -1542,8 +1542,9 @@ class GaussianBernoulliRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Ba
         >>> import numpy as np
         >>> from pgm_boltz.sklearn import GaussianBernoulliRBM
         >>> X = np.random.default_rng(0).normal(size=(40, 5))
-        >>> a = GaussianBernoulliRBM(n_components=3, n_iter=1, random_state=0).fit(X)
-        >>> b = GaussianBernoulliRBM(n_components=3, random_state=0)
+        >>> kw = dict(n_components=3, standardize=False, random_state=0)
+        >>> a = GaussianBernoulliRBM(n_iter=1, **kw).fit(X)
+        >>> b = GaussianBernoulliRBM(**kw)
         >>> b = b.partial_fit(X[:20]).partial_fit(X[20:])
         >>> bool(np.allclose(a.components_, b.components_))
         True
