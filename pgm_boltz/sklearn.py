@@ -1080,7 +1080,7 @@ class GaussianBernoulliRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Ba
     ----------
     n_components : int, default=256
         Number of binary hidden units.
-    learning_rate : float, default=0.01
+    learning_rate : float, default=0.05
         Step size of the optimiser (plain SGD: ``learning_rate`` times the batch-mean
         gradient). Read at every call, so it can be changed between ``partial_fit`` calls.
     batch_size : int, default=10
@@ -1172,7 +1172,7 @@ class GaussianBernoulliRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Ba
     True
     """
 
-    def __init__(self, n_components: int = 256, *, learning_rate: float = 0.01,
+    def __init__(self, n_components: int = 256, *, learning_rate: float = 0.05,
                  batch_size: int = 10, n_iter: int = 10, verbose: int = 0,
                  random_state: Any = None, method: str = "pcd", k: int = 1,
                  n_chains: int | None = None, sampler: str = "gibbs",
@@ -1335,7 +1335,8 @@ class GaussianBernoulliRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Ba
         with torch.no_grad():
             W, _, c = (t.detach() for t in self._layout.tensors(self.model_))
             s = self._tensor_t(scale)
-            u = [(W * s[:, None]).clone(), torch.zeros_like(s), c.clone(), torch.zeros_like(s)]
+            # the compiled N(0, 0.01^2) weights and zero hidden biases are those of u
+            u = [W.clone(), torch.zeros_like(s), c.clone(), torch.zeros_like(s)]
         self._uparams = [t.requires_grad_(True) for t in u]
         self._write_model()
         self.model_.visible_init = self._params()[1].clone()

@@ -143,9 +143,9 @@ def test_ais_score_close_to_exact():
     X = _normal(60, 4, 3)
     rbm = GaussianBernoulliRBM(n_components=6, n_iter=5, random_state=0).fit(X)
     exact = rbm.score_samples(X)
-    ais = rbm.set_params(score_method="ais",
-                         ais_options={"n_betas": 3000}).score_samples(X)
-    np.testing.assert_allclose(ais, exact, atol=0.05)
+    ais = rbm.set_params(score_method="ais", ais_options={"n_betas": 500}).score_samples(X)
+    np.testing.assert_allclose(ais, exact, rtol=0, atol=0.05)
+    assert not np.array_equal(ais, exact)
 
 
 def test_transform_is_the_conditional_of_the_model():
@@ -193,8 +193,10 @@ def test_partial_fit_equals_fit(params):
     a = GaussianBernoulliRBM(n_iter=1, standardize=False, **kw).fit(X)
     b = GaussianBernoulliRBM(standardize=False, **kw)
     b.partial_fit(X[:20]).partial_fit(X[20:30]).partial_fit(X[30:])
-    for attr in ("components_", "intercept_visible_", "intercept_hidden_", "precision_",
-                 "h_samples_"):
+    attrs = ["components_", "intercept_visible_", "intercept_hidden_", "precision_"]
+    if params["method"] != "exact":   # exact training draws fresh samples after each call
+        attrs.append("h_samples_")
+    for attr in attrs:
         np.testing.assert_allclose(getattr(a, attr), getattr(b, attr), rtol=0, atol=1e-12)
     # default (standardize=True): n_iter passes of fit = n_iter calls of partial_fit(X)
     a = GaussianBernoulliRBM(n_iter=3, **kw).fit(X)
@@ -222,21 +224,24 @@ def test_training_is_equivariant_to_rescaling_the_features():
 
 
 def test_learning_a_known_gbrbm_improves_held_out_density():
-    # data from a known GB-RBM with well separated modes
-    true = GaussianBernoulliRBM(n_components=3, n_iter=1, random_state=0).fit(_normal(10, 4))
-    rng = np.random.default_rng(1)
-    true.components_ = rng.normal(scale=1.5, size=(3, 4))
-    true.intercept_hidden_ = -0.5 * np.ones(3)
+    # data from a known GB-RBM with lambda = 1, b = 0: a mixture of unit Gaussians at
+    # W h with weights exp(c.h + |W h|^2 / 2); c = -|W_j|^2 / 2 balances the modes
+    true = GaussianBernoulliRBM(n_components=2, n_iter=0, standardize=False).fit(
+        np.zeros((2, 4)))
+    W = np.random.default_rng(1).normal(scale=2.0, size=(2, 4))
+    true.components_ = W
+    true.intercept_hidden_ = -0.5 * (W**2).sum(1)
     true.intercept_visible_ = np.zeros(4)
-    true.precision_ = np.full(4, 4.0)
-    x = true.model_.sample(3000, seed=0, method="exact").numpy()
-    train, test = x[:2000], x[2000:]
-    rbm = GaussianBernoulliRBM(n_components=3, n_iter=0, random_state=0).fit(train)
+    true.precision_ = np.ones(4)
+    x = true.model_.sample(2000, seed=0, method="exact").numpy()
+    train, test = x[:1000], x[1000:]
+    rbm = GaussianBernoulliRBM(n_components=4, n_iter=0, random_state=0).fit(train)
     start = rbm.score(test)      # independent Gaussians fitted to the data (no coupling)
-    rbm.set_params(n_iter=15, learning_rate=0.02).fit(train)
     best = true.score(test)
-    assert rbm.score(test) > start + 0.5 * (best - start), (start, rbm.score(test), best)
-    assert rbm.score(test) < best + 0.1
+    assert best > start + 0.2
+    rbm.set_params(n_iter=20).fit(train)
+    assert start + 0.5 * (best - start) < rbm.score(test) < best + 0.05, \
+        (start, rbm.score(test), best)
 
 
 def test_learn_precision_false_keeps_precisions():
