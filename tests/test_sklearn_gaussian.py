@@ -112,7 +112,7 @@ def test_attributes_shapes_and_model():
     assert rbm.intercept_hidden_.shape == (3,) and rbm.intercept_visible_.shape == (4,)
     assert rbm.precision_.shape == (4,) and (rbm.precision_ > 0).all()
     np.testing.assert_allclose(rbm.sigma_, 1 / np.sqrt(rbm.precision_))
-    assert rbm.h_samples_.shape == (10, 3) and rbm.n_features_in_ == 4
+    assert rbm.h_samples_.shape == (100, 3) and rbm.n_features_in_ == 4
     assert isinstance(rbm.model_, pb.BoltzmannMachine)
     np.testing.assert_allclose(np.exp(rbm.model_.log_precision.detach().numpy()),
                                rbm.precision_)
