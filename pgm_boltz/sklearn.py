@@ -1024,6 +1024,9 @@ GB_METHODS = ("pcd", "cd", "exact", "auto")
 GB_SCORE_METHODS = ("auto", "exact", "ais")
 #: Persistent chains of :class:`GaussianBernoulliRBM` when ``n_chains`` is None (at least).
 GB_MIN_CHAINS = 100
+#: Largest precision of a visible unit in the training coordinates (standardised units
+#: when ``standardize=True``): a variance floor, ``sigma_u >= 0.01``.
+GB_MAX_PRECISION = 1e4
 
 
 class GaussianBernoulliRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
@@ -1073,7 +1076,10 @@ class GaussianBernoulliRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Ba
     or the exact moments as the gradient of the exact ``log Z`` (``"exact"``; ``"auto"``
     picks it when the compiled plan is exact, PCD otherwise). The log-precisions follow
     ``d log p(v) / d log lambda_i = lambda_i (<v_i^2>_model - v_i^2) / 2`` unless
-    ``learn_precision=False``. Batches follow the row order (no shuffling).
+    ``learn_precision=False``, with a variance floor: the precisions of the
+    standardised units are capped at :data:`GB_MAX_PRECISION` (``sigma_u >= 0.01``), so a
+    constant feature (whose maximum-likelihood precision is infinite) stays finite.
+    Batches follow the row order (no shuffling).
     ``partial_fit(X)`` is one pass over ``X`` that continues the chains, the random
     stream and the optimiser state, so ``fit`` equals ``partial_fit`` over the same
     batches.
@@ -1082,9 +1088,9 @@ class GaussianBernoulliRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Ba
     ----------
     n_components : int, default=256
         Number of binary hidden units.
-    learning_rate : float, default=0.05
-        Step size of the optimiser (plain SGD: ``learning_rate`` times the batch-mean
-        gradient). Read at every call, so it can be changed between ``partial_fit`` calls.
+    learning_rate : float, default=0.01
+        Step size of the optimiser (Adam's ``lr``; plain SGD: ``learning_rate`` times the
+        batch-mean gradient). Read at every call, so it can be changed between ``partial_fit`` calls.
     batch_size : int, default=10
         Rows per minibatch (the last one of a pass may be smaller).
     n_iter : int, default=10
@@ -1108,8 +1114,13 @@ class GaussianBernoulliRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Ba
     sampler : str, default="gibbs"
         The package sampler of the negative phase (``pgm_boltz.samplers``: ``"gibbs"``,
         ``"block-gibbs"``, ``"tempering"``, ...); ``"gibbs"`` takes the fused RBM path.
-    optimizer : "sgd", "adam" or callable, default="sgd"
-        ``"sgd"`` is plain SGD, ``"adam"`` ``torch.optim.Adam``; a callable is called as
+    optimizer : "sgd", "adam" or callable, default="adam"
+        ``"adam"`` is ``torch.optim.Adam``, ``"sgd"`` plain SGD. Adam is the default
+        because the gradient of a log-precision, ``lambda (<u^2>_model - u^2) / 2``,
+        grows with ``lambda`` and with how far the chains stray, so plain SGD can blow
+        up (on scikit-learn's small test data sets with 256 hidden units, SGD at
+        ``learning_rate=0.05`` diverged within four passes), while Adam moves each
+        parameter by about ``learning_rate`` per step. A callable is called as
         ``optimizer(params, lr=learning_rate)`` and must return a
         ``torch.optim.Optimizer``. Its state carries over ``partial_fit`` calls.
     device : str or None, default=None
@@ -1176,11 +1187,11 @@ class GaussianBernoulliRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Ba
     True
     """
 
-    def __init__(self, n_components: int = 256, *, learning_rate: float = 0.05,
+    def __init__(self, n_components: int = 256, *, learning_rate: float = 0.01,
                  batch_size: int = 10, n_iter: int = 10, verbose: int = 0,
                  random_state: Any = None, method: str = "pcd", k: int = 1,
                  n_chains: int | None = None, sampler: str = "gibbs",
-                 optimizer: Any = "sgd", device: str | None = None,
+                 optimizer: Any = "adam", device: str | None = None,
                  learn_precision: bool = True, standardize: bool = True,
                  score_method: str = "auto", ais_options: dict | None = None) -> None:
         self.n_components = n_components
@@ -1484,6 +1495,8 @@ class GaussianBernoulliRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Ba
                 if not learn:
                     uparams[3].grad = None
                 opt.step()
+                with torch.no_grad():   # the variance floor
+                    uparams[3].clamp_(max=math.log(GB_MAX_PRECISION))
                 obj.after_step()
                 self._write_model()
                 if not (bool(torch.isfinite(loss.detach())) and self._finite()):

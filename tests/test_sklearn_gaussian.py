@@ -81,8 +81,7 @@ def test_sklearn_compatible_estimator(estimator, check):
 def test_pipeline_gridsearch_pickle_clone():
     X, y = load_iris(return_X_y=True)
     pipe = Pipeline([("scale", StandardScaler()),
-                     ("rbm", GaussianBernoulliRBM(n_components=8, n_iter=30, learning_rate=0.05,
-                                                  random_state=0)),
+                     ("rbm", GaussianBernoulliRBM(n_components=8, n_iter=30, random_state=0)),
                      ("logistic", LogisticRegression(max_iter=1000))])
     search = GridSearchCV(pipe, {"rbm__n_components": [4, 8]}, cv=3).fit(X, y)
     assert search.best_score_ > 0.8
@@ -184,7 +183,7 @@ def test_gibbs_draws_from_the_gaussian_conditional():
 
 @pytest.mark.parametrize("params", [
     {"method": "pcd"}, {"method": "cd", "k": 2}, {"method": "exact"},
-    {"method": "pcd", "optimizer": "adam", "n_chains": 7},
+    {"method": "pcd", "optimizer": "sgd", "n_chains": 7},
 ])
 def test_partial_fit_equals_fit(params):
     X = _normal(45, 3, 1) * 2 + 1
@@ -279,3 +278,11 @@ def test_intractable_and_bad_assignments():
         rbm.precision_ = np.array([1.0, -1.0])
     with pytest.raises(pb.DataError, match="components_"):
         rbm.components_ = np.zeros((2, 2))
+
+
+@pytest.mark.slow
+def test_check_estimator_defaults():
+    # n_components=256 (scored by AIS): about 40 s
+    from sklearn.utils.estimator_checks import check_estimator
+
+    check_estimator(GaussianBernoulliRBM())
