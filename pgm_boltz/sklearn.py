@@ -1090,7 +1090,8 @@ class GaussianBernoulliRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Ba
         Number of binary hidden units.
     learning_rate : float, default=0.01
         Step size of the optimiser (Adam's ``lr``; plain SGD: ``learning_rate`` times the
-        batch-mean gradient). Read at every call, so it can be changed between ``partial_fit`` calls.
+        batch-mean gradient). Read at every call, so it can be changed between
+        ``partial_fit`` calls.
     batch_size : int, default=10
         Rows per minibatch (the last one of a pass may be smaller).
     n_iter : int, default=10
