@@ -1108,10 +1108,11 @@ class GaussianBernoulliRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Ba
     k : int, default=1
         Gibbs sweeps per step for ``"pcd"`` / ``"cd"``.
     n_chains : int or None, default=None
-        Persistent chains for ``"pcd"`` (None: ``max(batch_size, 100)``, as the package's
-        PCD: with 10 chains the log-likelihood on standardised iris swings by a nat from
-        pass to pass) and the number of exact hidden samples kept in ``h_samples_``
-        after ``"exact"`` training.
+        Persistent chains for ``"pcd"`` (None: ``max(batch_size, 100)``, the package's
+        PCD default: more chains, a less noisy model side; with 10 chains and SGD the
+        log-likelihood on standardised iris swung by about a nat from pass to pass) and
+        the number of exact hidden samples kept in ``h_samples_`` after ``"exact"``
+        training.
     sampler : str, default="gibbs"
         The package sampler of the negative phase (``pgm_boltz.samplers``: ``"gibbs"``,
         ``"block-gibbs"``, ``"tempering"``, ...); ``"gibbs"`` takes the fused RBM path.
@@ -1155,7 +1156,8 @@ class GaussianBernoulliRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Ba
         Visible standard deviations given ``h``, ``1 / sqrt(precision_)`` (read-only).
     h_samples_ : ndarray of shape (n_chains, n_components)
         Hidden states of the persistent chains (``"pcd"``), or exact hidden samples of
-        the model (``"exact"``); zeros with ``"cd"``, which keeps no chains.
+        the model (``"exact"``); ``"cd"`` keeps no chains and leaves it as it was
+        (zeros after a fresh start).
     model_ : pgm_boltz.BoltzmannMachine
         The compiled model holding the parameters (``model_.log_precision``,
         ``model_.to_pyro()``, ``model_.sample(n)``, ``pgm_boltz.save``, ...).

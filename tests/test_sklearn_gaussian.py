@@ -121,6 +121,15 @@ def test_attributes_shapes_and_model():
         _ = GaussianBernoulliRBM().components_
 
 
+def test_verbose_reports_each_pass(capsys):
+    X = _normal(30, 2)
+    GaussianBernoulliRBM(n_components=2, n_iter=2, verbose=1, random_state=0).fit(X)
+    out = capsys.readouterr().out.splitlines()
+    assert len(out) == 2 and "Iteration 2, log-density = " in out[1]
+    GaussianBernoulliRBM(n_components=30, n_iter=1, verbose=1, random_state=0).fit(X)
+    assert "reconstruction MSE" in capsys.readouterr().out
+
+
 # ------------------------------------------------------------------ exact maths
 
 
