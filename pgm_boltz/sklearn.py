@@ -48,6 +48,12 @@ Uniform variates for all Gibbs draws come from one numpy ``Generator`` seeded fr
 ``random_state``, in a fixed layout per step, and both training backends (``sampler``:
 a fused numba kernel for plain SGD on CPU, and torch for everything else, CUDA included)
 consume the same variates, so they walk the same chains.
+
+**Real-valued data.** :class:`GaussianBernoulliRBM` is the counterpart for real-valued
+features (scikit-learn has none): Gaussian visible units with learned precisions
+(``precision_``, ``lambda = 1 / sigma^2``) under binary hidden units, the model of
+``pb.graphs.rbm(V, H, domain="gaussian")``, trained by the package's CD / PCD / exact
+objectives in standardised coordinates, scored by exact or AIS log-densities.
 """
 
 from __future__ import annotations

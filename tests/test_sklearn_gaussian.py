@@ -294,3 +294,19 @@ def test_check_estimator_defaults_with_short_ais():
     from sklearn.utils.estimator_checks import check_estimator
 
     check_estimator(GaussianBernoulliRBM(ais_options={"n_betas": 100}))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_exact_training_matches_cpu():
+    # exact training draws nothing until its h_samples_, so the devices must agree
+    X = _normal(40, 3, 2) * 3 + 1
+    kw = dict(n_components=4, n_iter=3, method="exact", random_state=0)
+    cpu = GaussianBernoulliRBM(**kw).fit(X)
+    gpu = GaussianBernoulliRBM(device="cuda", **kw).fit(X)
+    for attr in ("components_", "intercept_visible_", "intercept_hidden_", "precision_"):
+        np.testing.assert_allclose(getattr(gpu, attr), getattr(cpu, attr), rtol=1e-6,
+                                   atol=1e-8)
+    np.testing.assert_allclose(gpu.score_samples(X), cpu.score_samples(X), atol=1e-6)
+    np.testing.assert_allclose(gpu.transform(X), cpu.transform(X), atol=1e-8)
+    assert np.isfinite(GaussianBernoulliRBM(device="cuda", n_components=4, n_iter=1,
+                                            random_state=0).fit(X).score(X))
