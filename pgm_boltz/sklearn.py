@@ -1391,11 +1391,15 @@ class GaussianBernoulliRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Ba
                 t.copy_(val)
 
     def _write_model(self) -> None:
-        m = self.model_
+        """``model_``'s parameters from the training coordinates' (torch, any device)."""
+        m, lay = self.model_, self._layout
+        dev = m.device
         with torch.no_grad():
             W, b, c, log_lam = self._to_model(*self._uparams)
-            self._layout.write(m, W, b, c)
-            m.log_precision[torch.as_tensor(self._qpos, device=m.device)] = log_lam
+            m.weight[torch.as_tensor(lay.edge_of, device=dev)] = W.reshape(-1).to(m.dtype)
+            m.bias[torch.as_tensor(lay.vis, device=dev)] = b.to(m.dtype)
+            m.bias[torch.as_tensor(lay.hid, device=dev)] = c.to(m.dtype)
+            m.log_precision[torch.as_tensor(self._qpos, device=dev)] = log_lam.to(m.dtype)
 
     def _model_grads(self) -> tuple[torch.Tensor, ...]:
         """``.grad`` of ``model_``'s parameters as ``(W, b, c, log lambda)`` blocks."""
