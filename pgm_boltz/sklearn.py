@@ -1334,6 +1334,7 @@ class GaussianBernoulliRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Ba
         self._chain_state = np.zeros((C, m.n_nodes), dtype=self._np_dtype)
         self.optimizer_ = None
         self._objective = None
+        self._chains_live = False
         self._n_features_out = self.n_components
         self._cache: dict = {}
 
@@ -1483,6 +1484,7 @@ class GaussianBernoulliRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Ba
         if self.n_chains is not None and self.n_chains != self._chain_state.shape[0]:
             self._chain_state = np.zeros((int(self.n_chains), m.n_nodes),
                                          dtype=self._np_dtype)
+            self._chains_live = False
         method = self._resolved_method()
         self._cache.clear()
         learn = bool(self.learn_precision)
@@ -1491,7 +1493,10 @@ class GaussianBernoulliRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Ba
         self._from_model()   # parameters assigned since the last pass are taken up
         gen = torch.Generator(device=m.device)
         gen.set_state(self._gen_state)
-        if method == "pcd":
+        if method == "pcd" and not (self.__dict__.get("_chains_live") and obj.chains is not None
+                                    and tuple(obj.chains.shape) == self._chain_state.shape):
+            # a chain tensor the objective has not seen: its sampler's own state (e.g.
+            # tempering's replicas) starts afresh; the live one continues it
             obj.chains = self._tensor(self._chain_state.astype(self._np_dtype, copy=True))
         uparams = self._uparams
         work = int(max(bs, self._chain_state.shape[0])) * self._layout.V * self._layout.H
@@ -1525,6 +1530,7 @@ class GaussianBernoulliRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Ba
         for p in (m.bias, m.weight, m.log_precision):
             p.grad = None
         self._gen_state = gen.get_state()
+        self._chains_live = method == "pcd"
         if method == "pcd":
             self._chain_state = obj.chains.detach().cpu().numpy().astype(self._np_dtype,
                                                                          copy=True)

@@ -193,6 +193,7 @@ def test_gibbs_draws_from_the_gaussian_conditional():
 @pytest.mark.parametrize("params", [
     {"method": "pcd"}, {"method": "cd", "k": 2}, {"method": "exact"},
     {"method": "pcd", "optimizer": "sgd", "n_chains": 7},
+    {"method": "pcd", "sampler": "tempering"},
 ])
 def test_partial_fit_equals_fit(params):
     X = _normal(45, 3, 1) * 2 + 1
