@@ -232,8 +232,8 @@ def figure(path: Path, data: pb.datasets.ColourTiles, real: np.ndarray, rows: li
     import matplotlib.pyplot as plt
 
     n_panels = len(rows) + 1
-    fig = plt.figure(figsize=(13, 2.0 * n_panels + 3.5))
-    gs = fig.add_gridspec(n_panels + 2, 2, height_ratios=[1] * n_panels + [1.6, 0.1])
+    fig = plt.figure(figsize=(13, 1.15 * n_panels + 4.5))
+    gs = fig.add_gridspec(n_panels + 2, 2, height_ratios=[1] * n_panels + [3.2, 0.05])
     grids = [("real test tiles", real[:n_show])] + \
         [(f"{r['name']}: PT samples", r["samples"][:n_show]) for r in rows]
     for i, (title, codes) in enumerate(grids):
@@ -279,9 +279,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--size", type=int, default=32, help="tile side (pixels)")
     ap.add_argument("--levels", type=int, default=16, help="codes per channel, K")
     ap.add_argument("--hidden", type=int, default=256, help="hidden units H")
-    ap.add_argument("--epochs", type=int, default=8)
-    ap.add_argument("--lr", type=float, default=0.01)
-    ap.add_argument("--lr-gaussian", type=float, default=0.002)
+    ap.add_argument("--epochs", type=int, default=6)
+    ap.add_argument("--lr", type=float, default=0.001)
+    ap.add_argument("--lr-gaussian", type=float, default=0.0005)
     ap.add_argument("--weight-decay", type=float, default=1e-4)
     ap.add_argument("--batch", type=int, default=100)
     ap.add_argument("--chains", type=int, default=100, help="persistent chains")
@@ -289,7 +289,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--train-tiles", type=int, default=0, help="0 = all")
     ap.add_argument("--test-tiles", type=int, default=0, help="0 = all")
     ap.add_argument("--samples", type=int, default=100, help="generated tiles per model")
-    ap.add_argument("--sample-steps", type=int, default=200)
+    ap.add_argument("--sample-steps", type=int, default=150)
     ap.add_argument("--ais-chains", type=int, default=50)
     ap.add_argument("--ais-betas", type=int, default=500)
     ap.add_argument("--dequant-draws", type=int, default=4)
