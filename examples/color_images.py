@@ -47,12 +47,13 @@ Run::
     python examples/color_images.py --out examples/figures/color_images.png   # full
     python examples/color_images.py --quick --out /tmp/colour.png               # smoke run
 
-Measured on 2 shared CPU cores (load average 2–4 from other jobs): ``--quick`` (16×16
-tiles, H = 8, 2 epochs) 24–70 s; the full run (defaults) 1215 s (~20 min): PT-PCD of the
-precision model 208 s, its AIS bracket 87 s and its PT samples 145 s; the multinary-hidden
-model 180 s training, 173 s AIS, 314 s sampling; the plain multinary model 3 s training
-(6 epochs; the fast RBM path). ``--models multinary --epochs 300 --lr 0.003`` trains the
-plain model longer in ~90 s. The total is printed and written into the table file.
+Measured on 2 CPU cores: ``--quick`` (16×16 tiles, H = 8, 2 epochs) 4 s on a quiet
+machine, 24–70 s with other jobs running. The full run (defaults; load average 2–4 from
+other jobs) took 1215 s (~20 min): PT-PCD of the precision model 208 s, its AIS bracket
+87 s and its PT samples 145 s; the multinary-hidden model 180 s training, 173 s AIS,
+314 s sampling; the plain multinary model 3 s training (6 epochs; the fast RBM path).
+``--models multinary --epochs 300 --lr 0.003`` trains the plain model longer in ~90 s.
+The total is printed and written into the table file.
 """
 
 from __future__ import annotations
