@@ -529,12 +529,3 @@ def test_example_digits_multinary_quick(tmp_path):
     out = ex.main(["--quick", "--out", str(tmp_path / "digits.png")])
     assert (tmp_path / "digits.png").stat().st_size > 1000
     assert math.isfinite(out["test_nll"]) and out["test_nll"] > 0
-
-
-def test_example_color_images_quick(tmp_path):
-    pytest.importorskip("sklearn")
-    pytest.importorskip("matplotlib")
-    ex = _load_example("color_images")
-    out = ex.main(["--quick", "--out", str(tmp_path / "colour.png")])
-    assert (tmp_path / "colour.png").stat().st_size > 1000
-    assert out["generated"].shape[1:] == out["real"].shape[1:]
