@@ -91,7 +91,7 @@ def interleaved(graphs: dict, chains: int, sweeps: int) -> dict:
     for _ in range(REPEATS):
         for st in state.values():
             t0 = time.perf_counter()
-            st["sampler"].sweep(st["x"], st["gen"], sweeps)
+            st["sampler"].sweep(st["x"], sweeps, generator=st["gen"])
             st["dt"] = min(st["dt"], time.perf_counter() - t0)
     for st in state.values():
         st["rate"] = chains * st["n"] * sweeps / st["dt"]
