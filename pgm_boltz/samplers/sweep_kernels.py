@@ -51,6 +51,36 @@ def _update(x, c, i, f, dom, u, temp, tempered):
     x[c, i] = draw_logistic(f, i, kind, lo, step, K, V, LW, u)
 
 
+# Two-level progressions (binary, spin): the draw is a comparison, written out in the loop
+# body. Kept apart from the general kernels because a call to the general draw in the
+# loop (even one never taken, or the update in a helper) made LLVM emit code about 4x
+# slower per update (measured: 64x64 lattice, one chain, 15 vs 60 ns).
+@nb.njit(cache=True)
+def _csr_chain2(x, c, order, indptr, indices, data, bias, lo, step, u, temp, tempered):
+    for s in range(u.shape[0]):
+        for t in range(order.shape[0]):
+            i = order[t]
+            f = bias[i]
+            for p in range(indptr[i], indptr[i + 1]):
+                f += data[p] * x[c, indices[p]]
+            if tempered:
+                beta, b0 = temp
+                f = b0[i] + beta[c] * (f - b0[i])
+            x[c, i] = lo[i] + step[i] if u[s, c, t] < f * step[i] else lo[i]
+
+
+@nb.njit(cache=True)
+def _csr_serial2(x, order, indptr, indices, data, bias, lo, step, u, temp, tempered):
+    for c in range(x.shape[0]):
+        _csr_chain2(x, c, order, indptr, indices, data, bias, lo, step, u, temp, tempered)
+
+
+@nb.njit(cache=True, parallel=True)
+def _csr_parallel2(x, order, indptr, indices, data, bias, lo, step, u, temp, tempered):
+    for c in nb.prange(x.shape[0]):
+        _csr_chain2(x, c, order, indptr, indices, data, bias, lo, step, u, temp, tempered)
+
+
 @nb.njit(cache=True)
 def _csr_chain(x, c, order, indptr, indices, data, bias, dom, u, temp, tempered):
     for s in range(u.shape[0]):
@@ -91,6 +121,30 @@ def _dense_chain(x, c, order, J, bias, dom, u, temp, tempered):
 
 
 @nb.njit(cache=True)
+def _dense_chain2(x, c, order, J, bias, lo, step, u, temp, tempered):
+    for s in range(u.shape[0]):
+        for t in range(order.shape[0]):
+            i = order[t]
+            f = bias[i] + _dot(J, i, x, c)
+            if tempered:
+                beta, b0 = temp
+                f = b0[i] + beta[c] * (f - b0[i])
+            x[c, i] = lo[i] + step[i] if u[s, c, t] < f * step[i] else lo[i]
+
+
+@nb.njit(cache=True)
+def _dense_serial2(x, order, J, bias, lo, step, u, temp, tempered):
+    for c in range(x.shape[0]):
+        _dense_chain2(x, c, order, J, bias, lo, step, u, temp, tempered)
+
+
+@nb.njit(cache=True, parallel=True)
+def _dense_parallel2(x, order, J, bias, lo, step, u, temp, tempered):
+    for c in nb.prange(x.shape[0]):
+        _dense_chain2(x, c, order, J, bias, lo, step, u, temp, tempered)
+
+
+@nb.njit(cache=True)
 def _dense_serial(x, order, J, bias, dom, u, temp, tempered):
     for c in range(x.shape[0]):
         _dense_chain(x, c, order, J, bias, dom, u, temp, tempered)
@@ -100,6 +154,12 @@ def _dense_serial(x, order, J, bias, dom, u, temp, tempered):
 def _dense_parallel(x, order, J, bias, dom, u, temp, tempered):
     for c in nb.prange(x.shape[0]):
         _dense_chain(x, c, order, J, bias, dom, u, temp, tempered)
+
+
+def _two_level(dom: tuple, order: np.ndarray) -> bool:
+    """Whether every node to update is a two-level arithmetic progression."""
+    kind, K = dom[0], dom[3]
+    return bool((kind[order] == ARITH).all() and (K[order] == 2).all())
 
 
 def _parallel(x: np.ndarray, u: np.ndarray) -> bool:
@@ -125,7 +185,12 @@ def csr_sweeps(x: np.ndarray, order: np.ndarray, indptr: np.ndarray, indices: np
     >>> x.tolist()
     [[1.0, 1.0]]
     """
-    fn = _csr_parallel if _parallel(x, u) else _csr_serial
+    par = _parallel(x, u)
+    if _two_level(dom, order):
+        fn2 = _csr_parallel2 if par else _csr_serial2
+        fn2(x, order, indptr, indices, data, bias, dom[1], dom[2], u, temp, tempered)
+        return
+    fn = _csr_parallel if par else _csr_serial
     fn(x, order, indptr, indices, data, bias, dom, u, temp, tempered)
 
 
@@ -143,7 +208,12 @@ def dense_sweeps(x: np.ndarray, order: np.ndarray, J: np.ndarray, bias: np.ndarr
     >>> x.tolist()
     [[0.0, 0.0]]
     """
-    fn = _dense_parallel if _parallel(x, u) else _dense_serial
+    par = _parallel(x, u)
+    if _two_level(dom, order):
+        fn2 = _dense_parallel2 if par else _dense_serial2
+        fn2(x, order, J, bias, dom[1], dom[2], u, temp, tempered)
+        return
+    fn = _dense_parallel if par else _dense_serial
     fn(x, order, J, bias, dom, u, temp, tempered)
 
 
@@ -181,6 +251,54 @@ def _csr_nm_chunk(x, c0, c1, order, indptr, indices, data, bias, dom, g, temp, t
                 for c in range(c0, c1):
                     f[c] += w * x[j, c]
             _nm_update(x, i, f, c0, c1, dom, g, s, t, temp, tempered)
+
+
+@nb.njit(cache=True)
+def _csr_nm_chunk2(x, c0, c1, order, indptr, indices, data, bias, lo, step, g, temp,
+                   tempered):
+    """:func:`_csr_nm_chunk` for two-level progressions, the draw written out (see
+    :func:`_csr_chain2`)."""
+    f = np.empty(x.shape[1], dtype=x.dtype)
+    for s in range(g.shape[0]):
+        for t in range(order.shape[0]):
+            i = order[t]
+            b = bias[i]
+            for c in range(c0, c1):
+                f[c] = b
+            for p in range(indptr[i], indptr[i + 1]):
+                j = indices[p]
+                w = data[p]
+                for c in range(c0, c1):
+                    f[c] += w * x[j, c]
+            if tempered:
+                beta, b0 = temp
+                for c in range(c0, c1):
+                    f[c] = b0[i] + beta[c] * (f[c] - b0[i])
+            st = step[i]
+            l0 = lo[i]
+            l1 = l0 + st
+            for c in range(c0, c1):
+                x[i, c] = l1 if g[s, t, c] < f[c] * st else l0
+
+
+@nb.njit(cache=True)
+def _csr_nm_serial2(x, order, indptr, indices, data, bias, lo, step, g, temp, tempered,
+                    n_chunks):
+    _csr_nm_chunk2(x, 0, x.shape[1], order, indptr, indices, data, bias, lo, step, g, temp,
+                   tempered)
+
+
+@nb.njit(cache=True, parallel=True)
+def _csr_nm_parallel2(x, order, indptr, indices, data, bias, lo, step, g, temp, tempered,
+                      n_chunks):
+    B = x.shape[1]
+    size = (B + n_chunks - 1) // n_chunks
+    for k in nb.prange(n_chunks):
+        c0 = k * size
+        c1 = min(B, c0 + size)
+        if c0 < c1:
+            _csr_nm_chunk2(x, c0, c1, order, indptr, indices, data, bias, lo, step, g, temp,
+                           tempered)
 
 
 @nb.njit(cache=True)
@@ -227,6 +345,10 @@ def csr_sweeps_node_major(x: np.ndarray, order: np.ndarray, indptr: np.ndarray,
     [[1.0, 1.0, 1.0], [1.0, 1.0, 1.0]]
     """
     k = _chunks(x.shape[1], g)
+    if _two_level(dom, order):
+        fn2 = _csr_nm_parallel2 if k > 1 else _csr_nm_serial2
+        fn2(x, order, indptr, indices, data, bias, dom[1], dom[2], g, temp, tempered, k)
+        return
     fn = _csr_nm_parallel if k > 1 else _csr_nm_serial
     fn(x, order, indptr, indices, data, bias, dom, g, temp, tempered, k)
 
