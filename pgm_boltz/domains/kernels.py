@@ -202,11 +202,17 @@ def second_moment(f, i, kind, lo, step, K, V, LW):
 
 
 @nb.njit(cache=True, inline="always")
-def _draw_arith(a: float, lo: float, step: float, K: int, u: float) -> float:
-    """Inverse CDF of ``P(k) ∝ exp(a k)``: ``k = floor(-log1p(-u (1 - e^{-K t})) / t)``
-    with ``t = |a|`` (mirrored for ``a > 0``; uniform when ``|K a| < 1e-6``)."""
+def geometric_level(a: float, K: int, u: float, uniform_below: float = 1e-6) -> int:
+    """The level ``k`` in 0..K-1 drawn from ``P(k) ∝ exp(a k)`` by the inverse CDF of the
+    uniform ``u``: ``k = floor(-log1p(-u (1 - e^{-K t})) / t)`` with ``t = |a|``
+    (mirrored for ``a > 0``; uniform when ``|K a| < uniform_below``). The one copy of the
+    geometric draw, shared by the sweep, AIS and CD kernels.
+
+    >>> geometric_level(0.0, 4, 0.6), geometric_level(50.0, 4, 0.5)
+    (2, 3)
+    """
     t = abs(a)
-    if t * K < 1e-6:
+    if t * K < uniform_below:
         k = math.floor(u * K)
     else:
         c = -math.expm1(-K * t)
@@ -217,7 +223,14 @@ def _draw_arith(a: float, lo: float, step: float, K: int, u: float) -> float:
         k = K - 1
     if a > 0.0:
         k = K - 1 - k
-    return lo + step * k
+    return k
+
+
+@nb.njit(cache=True, inline="always")
+def _draw_arith(a: float, lo: float, step: float, K: int, u: float) -> float:
+    """Inverse CDF of ``P(k) ∝ exp(a k)`` (:func:`geometric_level`), as the value
+    ``lo + step k``."""
+    return lo + step * geometric_level(a, K, u)
 
 
 @nb.njit(cache=True, inline="always")

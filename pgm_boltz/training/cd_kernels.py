@@ -69,6 +69,7 @@ import torch
 from numba import types
 from numba.extending import overload
 
+from ..domains.kernels import geometric_level
 from ..errors import DataError
 from ..inference.ais_kernels import _LANES, _fill_uniform, _vexp, seed_streams
 
@@ -153,20 +154,10 @@ def _geo_mean(a, K):  # pragma: no cover - compiled by numba
 
 @nb.njit(cache=True, error_model="numpy")
 def _geo_draw(a, K, u):  # pragma: no cover - compiled by numba
-    """``k`` drawn from ``P(k) ∝ exp(a k)`` by the inverse CDF of the uniform ``u``."""
-    t = abs(a)
-    if t * K < _UNIFORM_AT:
-        k = math.floor(u * K)
-    else:
-        c = -math.expm1(-K * t)
-        k = math.floor(-math.log1p(-u * c) / t)
-    if k < 0:
-        k = 0
-    if k > K - 1:
-        k = K - 1
-    if a > 0.0:
-        k = K - 1 - k
-    return k
+    """``k`` drawn from ``P(k) ∝ exp(a k)`` by the inverse CDF of the uniform ``u`` (the
+    domain kernels' :func:`~pgm_boltz.domains.kernels.geometric_level`, uniform below
+    ``|K a| < 1e-7``)."""
+    return geometric_level(a, K, u, _UNIFORM_AT)
 
 
 _F32 = np.float32
