@@ -234,8 +234,11 @@ class TorchCD:
             self.Ma = torch.zeros_like(self.Wa)
         self.mbufs = momentum_buffers
         #: CPU, two-level units: each layer's means, draws and row weights in one numba
-        #: pass (no torch elementwise calls, so no thread hand-offs between them)
-        self.cpu_fused = dev.type == "cpu" and self.vu[0] != 2 and self.hu[0] != 2
+        #: pass (no torch elementwise calls, so no thread hand-offs between them). Off by
+        #: default: re-measured on the quiet 2-core machine it was not faster than the
+        #: torch calls (784x500 batch 100: 23.5-27.3k against 27.1-28.3k samples/s;
+        #: 3072x1000: 3.4-4.1k against 4.3k); set True to use it.
+        self.cpu_fused = False
         if dev.type == "cpu":  # uniforms from per-row xoroshiro streams (numba, ~3x faster)
             self.rng = streams_from_generator(max(C, self.bs), generator)
             self.fill = lambda t: uniform_rows(self.rng, t.numpy())
