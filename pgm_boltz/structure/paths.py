@@ -20,8 +20,7 @@ import numpy as np
 import torch
 
 from ..errors import ArgumentError, DataError
-from ._solver import NodeObjective, check_positive, fista
-from .learning import (
+from ._common import (
     _KIND,
     RULE_C,
     _bar,
@@ -34,6 +33,7 @@ from .learning import (
     rule_lambda,
     select,
 )
+from ._solver import NodeObjective, check_positive, fista
 
 __all__ = ["RegularizationPath", "cross_validate", "path"]
 
