@@ -170,9 +170,16 @@ _E32_C = (_F32(1.9875691e-4), _F32(1.3981999e-3), _F32(8.333899e-3), _F32(4.1666
           _F32(1.6666665e-1), _F32(0.5), _F32(1.0), _F32(1.0))
 
 
-def _exp_into(src, out, tf, n):  # pragma: no cover - typed by the overload below
-    """``out[:n] = exp(src[:n])`` in the arrays' dtype (``tf`` scratch of that dtype)."""
-    raise NotImplementedError
+def _exp_into(src, out, tf, n) -> None:
+    """``out[:n] = exp(src[:n])`` in the arrays' dtype (``tf`` scratch of that dtype).
+    Compiled code gets the typed overload below; a Python call runs it compiled.
+
+    >>> out, tf = np.empty(2, np.float32), np.empty(2, np.float32)
+    >>> _exp_into(np.array([0.0, 1.0], np.float32), out, tf, 2)
+    >>> np.allclose(out, [1.0, np.e], rtol=1e-6)
+    True
+    """
+    _exp_into_compiled(src, out, tf, n)
 
 
 @overload(_exp_into, jit_options={"fastmath": {"contract"}, "error_model": "numpy"})
@@ -211,6 +218,11 @@ def _exp_into_typed(src, out, tf, n):  # pragma: no cover - compiled by numba
     return exp64
 
 
+@nb.njit(cache=True)
+def _exp_into_compiled(src, out, tf, n):  # pragma: no cover - compiled by numba
+    _exp_into(src, out, tf, n)
+
+
 @nb.njit(cache=True, error_model="numpy")
 def _uniforms(rng, slot, st, U, ubits, off, n):  # pragma: no cover - compiled by numba
     """``U[off:off + n]`` = the next ``n`` uniforms of stream slot ``slot``."""
@@ -231,10 +243,18 @@ _INV24 = np.float32(1.0 / (1 << 24))
 _INV53 = 1.0 / float(1 << 53)
 
 
-def _fill(S, U, n, C):  # pragma: no cover - typed by the overload below
+def _fill(S, U, n, C) -> None:
     """``U[i, c]`` for ``i < n``, ``c < C``: the next uniforms of chain ``c``'s stream, unit
-    by unit (float32: two per 64-bit draw, for units ``i`` and ``i + 1``)."""
-    raise NotImplementedError
+    by unit (float32: two per 64-bit draw, for units ``i`` and ``i + 1``). Compiled code
+    gets the typed overload below; a Python call runs it compiled.
+
+    >>> S = chain_streams(3, torch.Generator().manual_seed(0))
+    >>> U = np.empty((2, 3))
+    >>> _fill(S, U, 2, 3)
+    >>> bool(((U >= 0) & (U < 1)).all()), bool(U[0, 0] != U[1, 0])
+    (True, True)
+    """
+    _fill_compiled(S, U, n, C)
 
 
 @overload(_fill, jit_options={"error_model": "numpy"})
@@ -277,6 +297,11 @@ def _fill_typed(S, U, n, C):  # pragma: no cover - compiled by numba
                 ua[c] = np.float64(np.int64(r >> _U11)) * _INV53
 
     return fill64
+
+
+@nb.njit(cache=True)
+def _fill_compiled(S, U, n, C):  # pragma: no cover - compiled by numba
+    _fill(S, U, n, C)
 
 
 @nb.njit(cache=True, fastmath=True, error_model="numpy")
