@@ -336,7 +336,75 @@ def _pseudo_log_likelihood(W: torch.Tensor, b: torch.Tensor, c: torch.Tensor,
 # ---------------------------------------------------------------------------------------
 
 
-class BernoulliRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
+class _RBMParameters:
+    """The parameter attributes both estimators share, read from and written to
+    ``model_`` (``components_``, ``intercept_visible_``, ``intercept_hidden_``), and their
+    tags. A subclass gives ``_name``, ``_layout``, ``_cache`` and ``_param_tensors()``
+    (``W (V, H), b, c, ...`` as detached tensors)."""
+
+    _name = "RBM"
+
+    def _param_tensors(self) -> tuple[torch.Tensor, ...]:
+        raise AttributeError(f"{self._name} does not expose its parameters")
+
+    def _block(self, which: int) -> np.ndarray:
+        if "model_" not in self.__dict__:
+            raise AttributeError(f"{self._name} is not fitted yet: call fit or partial_fit")
+        with torch.no_grad():
+            t = self._param_tensors()[which].detach()
+        return t.cpu().numpy().copy()
+
+    def _write(self, **blocks: Any) -> None:
+        if "model_" not in self.__dict__:
+            raise AttributeError(f"{self._name} is not fitted yet: call fit or partial_fit "
+                                 "before setting parameters")
+        self._layout.write(self.model_, **blocks)
+        self._cache.clear()
+
+    @staticmethod
+    def _checked(value: Any, shape: tuple, attr: str) -> np.ndarray:
+        value = np.asarray(value, dtype=np.float64)
+        if value.shape != shape:
+            raise DataError(f"{attr} must have shape {shape}, got {value.shape}")
+        return value
+
+    @property
+    def components_(self) -> np.ndarray:
+        """``W^T``, shape (n_components, n_features)."""
+        return np.ascontiguousarray(self._block(0).T)
+
+    @components_.setter
+    def components_(self, value: Any) -> None:
+        lay = self._layout
+        self._write(W=self._checked(value, (lay.H, lay.V), "components_").T)
+
+    @property
+    def intercept_visible_(self) -> np.ndarray:
+        """Visible biases ``b``, shape (n_features,)."""
+        return self._block(1)
+
+    @intercept_visible_.setter
+    def intercept_visible_(self, value: Any) -> None:
+        self._write(b=self._checked(value, (self._layout.V,), "intercept_visible_"))
+
+    @property
+    def intercept_hidden_(self) -> np.ndarray:
+        """Hidden biases ``c``, shape (n_components,)."""
+        return self._block(2)
+
+    @intercept_hidden_.setter
+    def intercept_hidden_(self, value: Any) -> None:
+        self._write(c=self._checked(value, (self._layout.H,), "intercept_hidden_"))
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = True
+        tags.transformer_tags.preserves_dtype = ["float64", "float32"]
+        return tags
+
+
+class BernoulliRBM(_RBMParameters, ClassNamePrefixFeaturesOutMixin, TransformerMixin,
+                   BaseEstimator):
     """Bernoulli restricted Boltzmann machine, a drop-in for scikit-learn's.
 
     Binary visible units ``v`` (one per feature, values in [0, 1] read as probabilities)
@@ -959,64 +1027,10 @@ class BernoulliRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         return float(np.mean(self.score_samples(X)))
 
     # ------------------------------------------------------------------ attributes
-    def _block(self, which: int) -> np.ndarray:
-        if "model_" not in self.__dict__:
-            raise AttributeError("BernoulliRBM is not fitted yet: call fit or partial_fit")
-        with torch.no_grad():
-            t = self._layout.tensors(self.model_)[which].detach()
-        return t.cpu().numpy().copy()
+    _name = "BernoulliRBM"
 
-    def _write(self, **blocks: Any) -> None:
-        if "model_" not in self.__dict__:
-            raise AttributeError("BernoulliRBM is not fitted yet: call fit or partial_fit "
-                                 "before setting parameters")
-        self._layout.write(self.model_, **blocks)
-        self._cache.clear()
-
-    @property
-    def components_(self) -> np.ndarray:
-        """``W^T``, shape (n_components, n_features)."""
-        return np.ascontiguousarray(self._block(0).T)
-
-    @components_.setter
-    def components_(self, value: Any) -> None:
-        value = np.asarray(value, dtype=np.float64)
-        if value.shape != (self._layout.H, self._layout.V):
-            raise DataError(f"components_ must have shape {(self._layout.H, self._layout.V)}"
-                            f", got {value.shape}")
-        self._write(W=value.T)
-
-    @property
-    def intercept_visible_(self) -> np.ndarray:
-        """Visible biases ``b``, shape (n_features,)."""
-        return self._block(1)
-
-    @intercept_visible_.setter
-    def intercept_visible_(self, value: Any) -> None:
-        value = np.asarray(value, dtype=np.float64)
-        if value.shape != (self._layout.V,):
-            raise DataError(f"intercept_visible_ must have shape ({self._layout.V},), got "
-                            f"{value.shape}")
-        self._write(b=value)
-
-    @property
-    def intercept_hidden_(self) -> np.ndarray:
-        """Hidden biases ``c``, shape (n_components,)."""
-        return self._block(2)
-
-    @intercept_hidden_.setter
-    def intercept_hidden_(self, value: Any) -> None:
-        value = np.asarray(value, dtype=np.float64)
-        if value.shape != (self._layout.H,):
-            raise DataError(f"intercept_hidden_ must have shape ({self._layout.H},), got "
-                            f"{value.shape}")
-        self._write(c=value)
-
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.input_tags.sparse = True
-        tags.transformer_tags.preserves_dtype = ["float64", "float32"]
-        return tags
+    def _param_tensors(self) -> tuple[torch.Tensor, ...]:
+        return self._layout.tensors(self.model_)
 
 
 # ---------------------------------------------------------------------------------------
@@ -1035,7 +1049,8 @@ GB_MIN_CHAINS = 100
 GB_MAX_PRECISION = 1e4
 
 
-class GaussianBernoulliRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
+class GaussianBernoulliRBM(_RBMParameters, ClassNamePrefixFeaturesOutMixin, TransformerMixin,
+                           BaseEstimator):
     r"""Gaussian-Bernoulli restricted Boltzmann machine for real-valued features.
 
     Real visible units ``v`` (one per feature) and ``n_components`` binary hidden units
@@ -1737,53 +1752,8 @@ class GaussianBernoulliRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Ba
         return float(np.mean(self.score_samples(X)))
 
     # ------------------------------------------------------------------ attributes
-    def _block(self, which: int) -> np.ndarray:
-        if "model_" not in self.__dict__:
-            raise AttributeError(f"{self._name} is not fitted yet: call fit or partial_fit")
-        with torch.no_grad():
-            t = self._params()[which]
-        return t.cpu().numpy().copy()
-
-    def _write(self, **blocks: Any) -> None:
-        if "model_" not in self.__dict__:
-            raise AttributeError(f"{self._name} is not fitted yet: call fit or partial_fit "
-                                 "before setting parameters")
-        self._layout.write(self.model_, **blocks)
-        self._cache.clear()
-
-    def _checked(self, value: Any, shape: tuple, attr: str) -> np.ndarray:
-        value = np.asarray(value, dtype=np.float64)
-        if value.shape != shape:
-            raise DataError(f"{attr} must have shape {shape}, got {value.shape}")
-        return value
-
-    @property
-    def components_(self) -> np.ndarray:
-        """``W^T``, shape (n_components, n_features)."""
-        return np.ascontiguousarray(self._block(0).T)
-
-    @components_.setter
-    def components_(self, value: Any) -> None:
-        lay = self._layout
-        self._write(W=self._checked(value, (lay.H, lay.V), "components_").T)
-
-    @property
-    def intercept_visible_(self) -> np.ndarray:
-        """Visible biases ``b``, shape (n_features,)."""
-        return self._block(1)
-
-    @intercept_visible_.setter
-    def intercept_visible_(self, value: Any) -> None:
-        self._write(b=self._checked(value, (self._layout.V,), "intercept_visible_"))
-
-    @property
-    def intercept_hidden_(self) -> np.ndarray:
-        """Hidden biases ``c``, shape (n_components,)."""
-        return self._block(2)
-
-    @intercept_hidden_.setter
-    def intercept_hidden_(self, value: Any) -> None:
-        self._write(c=self._checked(value, (self._layout.H,), "intercept_hidden_"))
+    def _param_tensors(self) -> tuple[torch.Tensor, ...]:
+        return self._params()
 
     @property
     def precision_(self) -> np.ndarray:
@@ -1807,9 +1777,3 @@ class GaussianBernoulliRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Ba
     def sigma_(self) -> np.ndarray:
         """Visible standard deviations given ``h``: ``1 / sqrt(precision_)``."""
         return 1.0 / np.sqrt(self.precision_)
-
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.input_tags.sparse = True
-        tags.transformer_tags.preserves_dtype = ["float64", "float32"]
-        return tags
