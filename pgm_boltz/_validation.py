@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .errors import ArgumentError
+from .errors import ArgumentError, DataError
 
 __all__ = [
     "check_bool",
@@ -37,6 +37,7 @@ __all__ = [
     "check_seed",
     "make_generator",
     "progress_bar",
+    "stack_columns",
 ]
 
 #: Seeds are non-negative integers below 2**63 (what ``torch.Generator.manual_seed`` takes).
@@ -354,3 +355,26 @@ class _FirstStepExcluded:
 
     def close(self) -> None:
         self._bar.close()
+
+
+def stack_columns(names: Iterable[Any], column: Any, what: str) -> np.ndarray:
+    """The columns ``column(name)`` (arrays, sequences or torch tensors) for each of
+    ``names`` as one float64 array (rows, columns); ``DataError`` naming the column when
+    one is not numeric, and when they are not 1-D of one length (or there are none).
+
+    >>> stack_columns(["a", "b"], {"a": [1, 2], "b": [3, 4]}.__getitem__, "data").tolist()
+    [[1.0, 3.0], [2.0, 4.0]]
+    """
+    cols = []
+    for name in names:
+        c = column(name)
+        c = c.detach().cpu().double().numpy() if torch.is_tensor(c) else c
+        try:
+            cols.append(np.asarray(c, dtype=np.float64))
+        except (TypeError, ValueError) as err:
+            raise DataError(f"{what} column {name!r} is not numeric: {err}") from None
+    shapes = {c.shape for c in cols}
+    if any(c.ndim != 1 for c in cols) or len(shapes) != 1:
+        raise DataError(f"{what} columns must be 1-D and of equal length, got shapes "
+                        f"{sorted(shapes)}")
+    return np.stack(cols, axis=1)

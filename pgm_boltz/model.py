@@ -45,7 +45,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ._validation import check_bool, make_generator
+from ._validation import check_bool, make_generator, stack_columns
 from .compiler import Plan, Spec, hidden_problem
 from .domains import DomainVector
 from .engines import Problem, get_engine
@@ -416,19 +416,7 @@ class EnergyModel(nn.Module):
         if missing:
             raise DataError(f"{name} lacks visible node {missing[0]!r} "
                             f"({len(missing)} of {self.n_visible} missing)")
-        cols = []
-        for v in self.visible_nodes:
-            c = column(v)
-            c = c.detach().cpu().numpy() if torch.is_tensor(c) else c
-            try:
-                cols.append(np.asarray(c, dtype=np.float64))
-            except (TypeError, ValueError) as err:
-                raise DataError(f"{name} column {v!r} is not numeric: {err}") from None
-        shapes = {c.shape for c in cols}
-        if any(c.ndim != 1 for c in cols) or len(shapes) != 1:
-            raise DataError(f"{name} columns must be 1-D and of equal length, got shapes "
-                            f"{sorted(shapes)}")
-        return np.stack(cols, axis=1)
+        return stack_columns(self.visible_nodes, column, name)
 
     def decode_visible(self, values: torch.Tensor) -> torch.Tensor:
         """Visible values back to data codes (spin ±1, levels 0..K-1)."""

@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from .._validation import stack_columns
 from ..errors import DataError
 
 __all__ = ["DOMAINS", "MIN_ROWS", "Columns", "prepare"]
@@ -97,15 +98,7 @@ def _table(arr: Any, names: Sequence[Hashable] | None) -> tuple[np.ndarray, list
         found = cols
     elif isinstance(arr, Mapping):
         found = list(arr.keys())
-        try:
-            cols_np = [np.asarray(_to_numpy(arr[c]), dtype=np.float64) for c in found]
-        except (TypeError, ValueError) as err:
-            raise DataError(f"data is not numeric: {err}") from None
-        shapes = {c.shape for c in cols_np}
-        if any(c.ndim != 1 for c in cols_np) or len(shapes) != 1:
-            raise DataError(f"data mapping columns must be 1-D and of equal length, got "
-                            f"shapes {sorted(shapes)}")
-        X = np.stack(cols_np, axis=1) if cols_np else np.zeros((0, 0))
+        X = stack_columns(found, arr.__getitem__, "data mapping")
     else:
         try:
             X = np.asarray(_to_numpy(arr), dtype=np.float64)
