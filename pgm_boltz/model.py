@@ -567,8 +567,7 @@ class EnergyModel(nn.Module):
                           for r in range(0, rows, chunk)])
 
     def _free_energy_rows(self, sv: torch.Tensor) -> torch.Tensor:
-        if (self.n_hidden and self._hidden_problem is None and self.plan.storage == "dense"
-                and self.log_precision is None):
+        if self.n_hidden and self._hidden_problem is None and self.plan.storage == "dense":
             return self._free_energy_blocks(sv)
         x = self.visible_state(sv)
         if self.n_hidden == 0:
@@ -587,11 +586,15 @@ class EnergyModel(nn.Module):
 
     def _free_energy_blocks(self, sv: torch.Tensor) -> torch.Tensor:
         """The closed-form free energy from the visible values alone, block by block:
-        ``-b_v.v - sum_{visible pairs} v W v - sum_j A_j(b_j + sum_{visible i} W_ij v_i)``
-        (one matmul per block pair that touches a visible node; an RBM: one ``v W``)."""
+        ``-b_v.v + q_v.v^2/2 - sum_{visible pairs} v W v - sum_j A_j(b_j + sum_{visible i}
+        W_ij v_i; q_j)`` (one matmul per block pair that touches a visible node; an RBM:
+        one ``v W``; ``q`` the precisions, where units have them)."""
         vis, hid = self._role_positions()
         b = self.bias
         out = -(sv @ _take(b, vis["all"]))
+        q_v, q_h = self.precisions_at("visible"), self.precisions_at("hidden")
+        if q_v is not None:
+            out = out + 0.5 * (sv * sv) @ q_v
         f = _take(b, hid["all"]).expand(sv.shape[0], -1).clone()
         for (_, _, W), roles in zip(self.block_weights(), self._pair_roles()):
             (vp, vpc), (hp, hpc), (vq, vqc), (hq, hqc) = roles
@@ -602,7 +605,7 @@ class EnergyModel(nn.Module):
                 f = _add_at(f, hqc, _take(sv, vpc) @ _take(_take_rows(W, vp), hq))
             if vq is not None and hp is not None:
                 f = _add_at(f, hpc, _take(sv, vqc) @ _take(_take_rows(W, hp), vq).t())
-        return out - self.hidden_domains.log_normalizer(f).sum(-1)
+        return out - self.hidden_domains.log_normalizer(f, q_h).sum(-1)
 
     def _role_positions(self) -> tuple[dict, dict]:
         """Column positions of the visible / hidden nodes among all nodes (``"all"``)."""

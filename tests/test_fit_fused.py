@@ -152,9 +152,10 @@ def test_kernel_reconstruction_error_matches_the_definition(kind):
 
 
 def test_models_with_precisions_take_the_autograd_path_and_score_right():
-    """Fused epochs, the block free energy and the two-matmul reconstruction know nothing of
-    quadratic self-terms: a multinary RBM with precisions must take the generic path (its
-    precisions move) and its free energy must equal the brute-force sum over hidden states."""
+    """Fused epochs know nothing of quadratic self-terms: a multinary RBM with precisions
+    must take the generic path (its precisions move); the two-matmul reconstruction error
+    and the block free energy include the precisions (generic error; brute-force sum over
+    the hidden states)."""
     from pgm_boltz.training.contrastive import _RBMLayout
 
     G = pb.graphs.rbm(3, 2, domain="multinary", levels=4, precision=2.0)
@@ -164,6 +165,11 @@ def test_models_with_precisions_take_the_autograd_path_and_score_right():
     codes = np.random.default_rng(0).integers(0, 4, (40, 3))
     m.fit(codes, method="pcd", epochs=2, lr=0.1, batch_size=10, seed=0, progress=False)
     assert not torch.equal(q0, m.log_precision.detach())
+    # the two-matmul reconstruction error of the history equals the generic one
+    from pgm_boltz.inference.scores import reconstruction_error_values
+
+    generic = reconstruction_error_values(m, m.encode_data(codes, "v"))
+    assert abs(m.history[-1]["recon_error"] - generic) < 1e-10
     # free energy against the sum over the 4 hidden states (binary hidden units)
     v = m.encode_data(codes[:5], "v")
     q = torch.exp(m.log_precision).detach()

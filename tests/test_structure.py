@@ -21,8 +21,8 @@ from hypothesis import strategies as st
 
 import pgm_boltz as pb
 from pgm_boltz.structure import _solver
-from pgm_boltz.structure._data import compress_rows, prepare
 from pgm_boltz.structure._common import _problem
+from pgm_boltz.structure._data import compress_rows, prepare
 
 # --------------------------------------------------------------------------- helpers
 

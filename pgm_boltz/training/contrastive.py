@@ -460,8 +460,8 @@ class ContrastiveObjective:
 
     def _recon(self, values: torch.Tensor) -> float:
         """:func:`~pgm_boltz.inference.scores.reconstruction_error_values` (one up-down
-        mean-field pass); for an RBM without precisions in two matmuls."""
-        if not self.layout.ok or self.model.log_precision is not None:
+        mean-field pass); for an RBM in two matmuls."""
+        if not self.layout.ok:
             return reconstruction_error_values(self.model, values)
         runner = getattr(self, "_runner", None)
         fast = None if runner is None else runner.recon(values)
@@ -472,8 +472,9 @@ class ContrastiveObjective:
             W = m.weight.detach().view(lay.shape)
             b = m.bias.detach()
             v = values.to(m.device, m.dtype)
-            h = m.hidden_domains.mean(torch.addmm(b[lay.hs], v, W))
-            rec = m.visible_domains.mean(torch.addmm(b[lay.vs], h, W.t()))
+            h = m.hidden_domains.mean(torch.addmm(b[lay.hs], v, W), m.precisions_at("hidden"))
+            rec = m.visible_domains.mean(torch.addmm(b[lay.vs], h, W.t()),
+                                         m.precisions_at("visible"))
             return float((v - rec).square_().mean())
 
     def epoch_metrics(self, train: torch.Tensor, val: torch.Tensor | None) -> dict:
