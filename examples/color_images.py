@@ -6,23 +6,28 @@ downloaded), each channel quantised to K codes (``--levels``, default 16), split
 train and test **by image region** (the right quarter of every photograph is held out,
 so no pixel is in both sets). Every tile is ``D = 3·32·32 = 3072`` codes.
 
-Models (all ``pb.graphs.rbm(3072, H, ...)``, trained by PCD through ``model.fit``):
+Models (all ``pb.graphs.rbm(3072, H, ...)``, trained by PCD-1 with Adam through
+``model.fit``, persistent chains started at training tiles, ``chain_init="data"``; the
+per-model settings are in ``RECIPES``):
 
 - ``multinary + precision``: multinary visible units with a learned quadratic self-term
-  (``precision=1.0``), so a channel's conditional is a discretised Gaussian
-  ``P(k) ∝ exp(f v_k - q v_k²/2)`` that can peak at a mid-range level; binary hidden.
-  Trained by **PT-PCD** (persistent chains moved by parallel tempering,
-  ``sampler="tempering"``).
+  (``precision=q0``, ``q0`` from the training values' variance), so a channel's
+  conditional is a discretised Gaussian ``P(k) ∝ exp(f v_k - q v_k²/2)`` that can peak at
+  a mid-range level; binary hidden; the centred gradient (``centering=True``).
 - ``Gaussian visible``: ``domain="gaussian"`` (a Gaussian–Bernoulli RBM with learned
   precisions) on the dequantised codes ``y = (k + u - m) / s`` (``u ~ U[0, 1)``,
   per-column means ``m``, one global scale ``s``, so every bin has width ``1/s``).
 - ``multinary``: plain multinary visible units (conditional ``P(k) ∝ exp(f k/(K-1))``,
-  monotone in k), binary hidden.
+  monotone in k), binary hidden; centred.
 - ``multinary hidden``: multinary visible and multinary hidden units (``H/2`` hidden
-  units with 4 levels; the model family of arXiv 2011.13509).
+  units with 4 levels; the model family of arXiv 2011.13509); centred.
 
-Samples: ``model.sample(n, method="tempering", ...)`` — parallel-tempering chains, so
-the chains do not all collapse into the largest mode.
+The log-precisions get their own Adam step size (``lr_precision``); ``--train-tempering``
+trains by PT-PCD instead (the generic path, without centring).
+
+Samples: ``model.sample(n, method="tempering", init=model.persistent_chains, ...)`` —
+parallel-tempering chains continued from the model's persistent chains; the figure
+shows each chain's draw and the conditional mean ``E[v | h]`` of its hidden state.
 
 Scores, on the held-out tiles and on the same discretisation for every model:
 
@@ -47,13 +52,11 @@ Run::
     python examples/color_images.py --out examples/figures/color_images.png   # full
     python examples/color_images.py --quick --out /tmp/colour.png               # smoke run
 
-Measured on 2 CPU cores: ``--quick`` (16×16 tiles, H = 8, 2 epochs) 4 s on a quiet
-machine, 24–70 s with other jobs running. The full run (defaults; load average 2–4 from
-other jobs) took 1215 s (~20 min): PT-PCD of the precision model 208 s, its AIS bracket
-87 s and its PT samples 145 s; the multinary-hidden model 180 s training, 173 s AIS,
-314 s sampling; the plain multinary model 3 s training (6 epochs; the fast RBM path).
-``--models multinary --epochs 300 --lr 0.003`` trains the plain model longer in ~90 s.
-The total is printed and written into the table file.
+Measured on 2 CPU cores (quiet machine): ``--quick`` (16×16 tiles, H = 8, 2 epochs)
+about 4 s; the full run (defaults) 606 s — the precision model's 200 epochs 169 s, its
+AIS bracket 47 s, the Gaussian model's 300 epochs 90 s, the plain multinary and
+multinary-hidden models' 300 epochs 112 s and 93 s. The total is printed and written into
+the table file.
 """
 
 from __future__ import annotations
@@ -103,6 +106,10 @@ class GaussianScaling:
         u = rng.random(codes.shape)
         return (codes.astype(np.float64) + u - self.mean) / self.scale
 
+    def fractional_codes(self, y: np.ndarray) -> np.ndarray:
+        """Real values as fractional codes (the bin ``[k, k+1)`` shows as ``k``)."""
+        return np.asarray(y, dtype=np.float64) * self.scale + self.mean - 0.5
+
     def codes(self, y: np.ndarray, levels: int) -> np.ndarray:
         k = np.floor(np.asarray(y, dtype=np.float64) * self.scale + self.mean)
         return np.clip(k, 0, levels - 1).astype(np.int64)
@@ -112,13 +119,37 @@ class GaussianScaling:
 # the models
 # --------------------------------------------------------------------------------------
 
-def build(name: str, D: int, H: int, K: int) -> tuple[object, int, str]:
+#: How each model is trained by default (``--epochs`` / ``--lr`` override the epochs and
+#: the weights' step size of all of them). All by PCD-1 with Adam; the log-precisions get
+#: their own, larger step size (``lr_precision``) so they can rise while the couplings
+#: move slowly. ``centering``: the centred gradient (``fit(..., centering=True)``) for the
+#: models whose visible values are multinary levels in [0, 1] (mean ≈ 0.4): without it
+#: they stay at the independent model (3.77 bits/dim after 100 epochs for the precision
+#: model); the Gaussian model's data are already centred (standardised).
+RECIPES: dict[str, dict] = {
+    "multinary + precision": dict(lr=3e-4, lr_precision=3e-3, epochs=200, centering=True),
+    "Gaussian visible": dict(lr=1e-4, lr_precision=3e-3, epochs=300, centering=False),
+    "multinary": dict(lr=3e-4, epochs=300, centering=True),
+    "multinary hidden": dict(lr=3e-4, epochs=300, centering=True),
+}
+
+
+def data_precision(train_codes: np.ndarray, K: int) -> float:
+    """The precision of the independent Gaussian of the training values ``k / (K-1)``:
+    ``1 / mean_i var_i``, a multinary+precision model's starting self-term (the visible
+    biases are then set from the data means by ``fit``)."""
+    v = train_codes.astype(np.float64) / (K - 1)
+    return float(1.0 / v.var(axis=0).mean())
+
+
+def build(name: str, D: int, H: int, K: int, train_codes: np.ndarray
+          ) -> tuple[object, int, str]:
     """The graph, its number of hidden units and a short description of the hidden
     layer."""
     if name == "multinary + precision":
-        return pb.graphs.rbm(D, H, domain="multinary", levels=K, precision=1.0), H, \
-            "binary"
-    if name == "Gaussian visible":
+        return pb.graphs.rbm(D, H, domain="multinary", levels=K,
+                             precision=data_precision(train_codes, K)), H, "binary"
+    if name == "Gaussian visible":   # standardised data: precision 1 = the data variance
         return pb.graphs.rbm(D, H, domain="gaussian", precision=1.0), H, "binary"
     if name == "multinary":
         return pb.graphs.rbm(D, H, domain="multinary", levels=K), H, "binary"
@@ -129,20 +160,40 @@ def build(name: str, D: int, H: int, K: int) -> tuple[object, int, str]:
     raise ValueError(name)
 
 
+def recipe(name: str, args: argparse.Namespace) -> dict:
+    """The model's training settings after the command line's overrides."""
+    r = dict(RECIPES[name])
+    if args.epochs:
+        r["epochs"] = args.epochs
+    if args.lr:
+        r["lr"] = args.lr
+    return r
+
+
 def train_model(model: pb.BoltzmannMachine, name: str, data: np.ndarray, args: argparse.Namespace
                 ) -> tuple[float, str, str]:
-    """Fit by PCD (PT-PCD for the precision model); returns (seconds, method, note)."""
-    tempering = name == "multinary + precision"
-    lr = args.lr_gaussian if name == "Gaussian visible" else args.lr
-    options: dict = dict(method="pcd", epochs=args.epochs, lr=lr, batch_size=args.batch,
-                         momentum=0.5, weight_decay=args.weight_decay,
-                         n_chains=args.chains, seed=args.seed, progress=args.progress,
-                         monitor_nll=False)
-    if tempering:
+    """Fit by PCD-1 with the model's recipe (PT-PCD with ``--train-tempering``);
+    returns (seconds, method, note)."""
+    r = recipe(name, args)
+    options: dict = dict(method="pcd", epochs=r["epochs"], lr=r["lr"],
+                         batch_size=args.batch, weight_decay=args.weight_decay,
+                         n_chains=args.chains, chain_init="data", seed=args.seed,
+                         progress=args.progress, monitor_nll=False)
+    # one Adam, two step sizes: couplings and biases at lr, log-precisions faster
+    groups: list[dict] = [{"params": [model.bias, model.weight]}]
+    method = f"Adam lr {r['lr']:g}"
+    if model.log_precision is not None:
+        groups.append({"params": [model.log_precision], "lr": r["lr_precision"]})
+        method += f" (log-precision {r['lr_precision']:g})"
+    options["optimizer"] = torch.optim.Adam(groups, lr=r["lr"])
+    if args.train_tempering:   # PT-PCD: the generic path (no centring there)
         options.update(sampler="tempering",
                        sampler_options=dict(n_replicas=args.replicas, backend="torch"))
-    method = f"PT-PCD ({args.replicas} replicas)" if tempering else "PCD-1"
-    method += f", {args.epochs} ep., lr {lr:g}"
+        method = f"PT-PCD ({args.replicas} replicas), {r['epochs']} ep., " + method
+    else:
+        options["centering"] = r["centering"]
+        method = f"PCD-1, {r['epochs']} ep., " + method + \
+            (", centred" if r["centering"] else "")
     note = ""
     t0 = time.perf_counter()
     try:
@@ -180,14 +231,27 @@ def test_bits(model: pb.BoltzmannMachine, name: str, train_in: np.ndarray,
 
 
 def generate(model: pb.BoltzmannMachine, n: int, scaling: GaussianScaling | None,
-             K: int, args: argparse.Namespace) -> np.ndarray:
-    """``n`` tiles (codes) from parallel-tempering chains."""
+             K: int, args: argparse.Namespace) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` tiles from parallel-tempering chains continued from the model's persistent
+    (PCD) chains: the visible draws (codes) and the conditional means ``E[v | h]`` of
+    their final hidden states (fractional codes), the noise-free tile each hidden state
+    stands for."""
+    chains = model.persistent_chains
+    init = None if chains is None else chains[torch.arange(n) % len(chains)].clone()
     x = model.sample(n, method="tempering", steps=args.sample_steps, seed=args.seed + 1,
-                     n_replicas=args.replicas, backend="torch", progress=args.progress)
-    x = x.detach().cpu().double().numpy()
+                     n_replicas=args.replicas, backend="torch", progress=args.progress,
+                     return_hidden=True, init=init)
+    vi, hi = model.index("visible"), model.index("hidden")
+    with torch.no_grad():   # an RBM's visible fields depend on the hidden values only
+        hidden = torch.zeros(len(x), model.n_nodes, dtype=model.dtype, device=x.device)
+        hidden.index_copy_(1, hi, model.hidden_domains.encode(x[:, hi]).to(model.dtype))
+        q = model.precisions_at("visible") if model.log_precision is not None else None
+        mean = model.visible_domains.mean(model.fields(hidden, vi), q)
+    v = x[:, vi].detach().cpu().double().numpy()
+    mean = mean.detach().cpu().double().numpy()
     if scaling is not None:
-        return scaling.codes(x, K)
-    return np.rint(x).astype(np.int64)
+        return scaling.codes(v, K), scaling.fractional_codes(mean)
+    return np.rint(v).astype(np.int64), mean * (K - 1)   # values k/(K-1) → codes
 
 
 # --------------------------------------------------------------------------------------
@@ -238,11 +302,14 @@ def figure(path: Path, data: pb.datasets.ColourTiles, real: np.ndarray, rows: li
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    n_panels = len(rows) + 1
+    grids = [("real test tiles", real[:n_show])]
+    for r in rows:
+        grids.append((f"{r['name']}: PT draws", r["samples"][:n_show]))
+        grids.append((f"{r['name']}: E[v | h] of the same chains' hidden states",
+                      r["means"][:n_show]))
+    n_panels = len(grids)
     fig = plt.figure(figsize=(13, 1.15 * n_panels + 4.5))
     gs = fig.add_gridspec(n_panels + 2, 2, height_ratios=[1] * n_panels + [3.2, 0.05])
-    grids = [("real test tiles", real[:n_show])] + \
-        [(f"{r['name']}: PT samples", r["samples"][:n_show]) for r in rows]
     for i, (title, codes) in enumerate(grids):
         ax = fig.add_subplot(gs[i, :])
         ax.imshow(data.grid(codes, cols=n_show))
@@ -252,8 +319,7 @@ def figure(path: Path, data: pb.datasets.ColourTiles, real: np.ndarray, rows: li
     for r in rows:
         rec = [h["recon_error"] for h in r["history"] if "recon_error" in h]
         if rec:
-            ax.plot(np.arange(1, len(rec) + 1), np.asarray(rec) / rec[0], marker="o",
-                    label=r["name"])
+            ax.plot(np.arange(1, len(rec) + 1), np.asarray(rec) / rec[0], label=r["name"])
     ax.set_xlabel("epoch")
     ax.set_ylabel("reconstruction error / first epoch's")
     ax.set_title("learning curves (PCD)", fontsize=10)
@@ -286,10 +352,14 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--size", type=int, default=32, help="tile side (pixels)")
     ap.add_argument("--levels", type=int, default=16, help="codes per channel, K")
     ap.add_argument("--hidden", type=int, default=256, help="hidden units H")
-    ap.add_argument("--epochs", type=int, default=6)
-    ap.add_argument("--lr", type=float, default=0.001)
-    ap.add_argument("--lr-gaussian", type=float, default=0.0005)
-    ap.add_argument("--weight-decay", type=float, default=1e-4)
+    ap.add_argument("--epochs", type=int, default=0,
+                    help="epochs for every model (0 = each model's recipe, RECIPES)")
+    ap.add_argument("--lr", type=float, default=0.0,
+                    help="step size of the weights for every model (0 = the recipes')")
+    ap.add_argument("--train-tempering", action="store_true",
+                    help="train by PT-PCD (persistent chains moved by parallel tempering; "
+                         "--replicas times the sampling work) instead of PCD-1")
+    ap.add_argument("--weight-decay", type=float, default=0.0)
     ap.add_argument("--batch", type=int, default=100)
     ap.add_argument("--chains", type=int, default=100, help="persistent chains")
     ap.add_argument("--replicas", type=int, default=6, help="tempering levels per chain")
@@ -298,7 +368,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--samples", type=int, default=100, help="generated tiles per model")
     ap.add_argument("--sample-steps", type=int, default=150)
     ap.add_argument("--ais-chains", type=int, default=50)
-    ap.add_argument("--ais-betas", type=int, default=500)
+    ap.add_argument("--ais-betas", type=int, default=2000)
     ap.add_argument("--dequant-draws", type=int, default=4)
     ap.add_argument("--models", default=",".join(MODEL_NAMES),
                     help="comma-separated subset of: " + ", ".join(MODEL_NAMES))
@@ -343,7 +413,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     rows: list[dict] = []
     for name in names:
-        G, H, hidden = build(name, D, args.hidden, K)
+        G, H, hidden = build(name, D, args.hidden, K, train)
         model = pb.compile(G, seed=args.seed)
         scaling = GaussianScaling(train) if name == "Gaussian visible" else None
         train_in = train if scaling is None else \
@@ -354,7 +424,7 @@ def main(argv: list[str] | None = None) -> dict:
         lo, hi, t_ais = test_bits(model, name, train_in, test, scaling, args)
         print(f"   test bits/dim {lo:.4f} … {hi:.4f}  (AIS bracket, {t_ais:.1f} s)")
         t0 = time.perf_counter()
-        samples = generate(model, args.samples, scaling, K, args)
+        samples, means = generate(model, args.samples, scaling, K, args)
         t_sample = time.perf_counter() - t0
         div = sample_diversity(samples, train, test, n=n_div)
         print(f"   {args.samples} PT samples in {t_sample:.1f} s; NN gen→train "
@@ -362,7 +432,7 @@ def main(argv: list[str] | None = None) -> dict:
               f"{div['aats_test']:.2f}")
         rows.append(dict(name=name, H=H, hidden=hidden, method=method, note=note,
                          train_s=secs, bits_lower=lo, bits_upper=hi, ais_s=t_ais,
-                         sample_s=t_sample, samples=samples, diversity=div,
+                         sample_s=t_sample, samples=samples, means=means, diversity=div,
                          history=list(model.history or [])))
 
     real = test[np.random.default_rng(args.seed + 2).choice(len(test), min(16, len(test)),
@@ -373,8 +443,9 @@ def main(argv: list[str] | None = None) -> dict:
     table = markdown_table(rows, base, real_div, cat_div, K, len(train), len(test),
                            args.size)
     table += (f"\nSettings: {'--quick' if args.quick else 'full'}; H = {args.hidden}, "
-              f"{args.epochs} epochs, batch {args.batch}, {args.chains} persistent chains, "
-              f"{args.replicas} tempering levels; samples: {args.samples} PT chains × "
+              f"batch {args.batch}, {args.chains} persistent chains, weight decay "
+              f"{args.weight_decay:g}, {args.replicas} tempering levels; samples: "
+              f"{args.samples} PT chains × "
               f"{args.sample_steps} sweeps; AIS: {args.ais_chains} chains × "
               f"{args.ais_betas} betas each way; torch threads {torch.get_num_threads()}. "
               f"Total time {total:.0f} s.\n")

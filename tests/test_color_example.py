@@ -9,6 +9,7 @@ import math
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "color_images.py"
@@ -76,4 +77,10 @@ def test_color_example_quick(tmp_path):
         assert 0.0 <= d["aats_test"] <= 1.0
         assert r["samples"].shape == (ex.parse(["--quick"]).samples, 3 * 16 * 16)
         assert r["samples"].min() >= 0 and r["samples"].max() <= K - 1
+        # the conditional means E[v | h] of the same chains, as fractional codes
+        assert r["means"].shape == r["samples"].shape
+        assert np.isfinite(r["means"]).all()
+        if r["name"] != "Gaussian visible":    # discrete levels: means inside [0, K-1]
+            assert r["means"].min() >= 0 and r["means"].max() <= K - 1
+        assert ("centred" in r["method"]) == ex.RECIPES[r["name"]]["centering"]
     assert "upper bound" in rows["Gaussian visible"][5]

@@ -227,6 +227,14 @@ def test_storage_choice() -> None:
     assert pb.compile(pb.graphs.rbm(4, 2), storage="sparse").plan.storage == "sparse"
     big = pb.graphs.lattice(40, 40)
     assert pb.compile(big).plan.storage == "sparse"
+    # an RBM's visible x hidden block is complete: dense however few hidden units
+    # (3200 nodes and 393,216 edges are fewer than n^2/16, the rule before this wave)
+    wide = pb.compile(pb.graphs.rbm(3072, 128))
+    assert wide.plan.storage == "dense"
+    assert wide.plan.engine == "block-gibbs"
+    # a sparse non-bipartite graph of many nodes stays sparse
+    tri = pb.compile(pb.graphs.triangular_lattice(40, 40, periodic=True))
+    assert tri.plan.storage == "sparse"
 
 
 def test_declared_values_are_used_and_edge_order_is_consistent() -> None:

@@ -467,3 +467,65 @@ def test_generic_engine_defaults_with_quadratic_terms() -> None:
         if len(discrete) < model.n_nodes:
             with pytest.raises(pb.ArgumentError, match="continuous"):
                 generic.marginals(cost, *args, quad=q)
+
+
+# ---------------------------------------------------------------------------------------
+# the compiled value-table route (domains/table.py + kernels.table_rows)
+# ---------------------------------------------------------------------------------------
+
+def _table_reference(tm, f, q, power=None, u=None):
+    """The tensor route: softmax over the padded table (what the kernel replaces)."""
+    from pgm_boltz.domains.base import table_sample
+    with torch.enable_grad():       # requires_grad on f forces the tensor route
+        f = f.clone().requires_grad_(True)
+        lg, clean = tm.logits(f, q)
+        if power is not None:
+            return (torch.softmax(lg, -1) * clean ** power).sum(-1).detach()
+        vals, levels = tm.table(f)
+        gen = torch.Generator().manual_seed(u)
+        return table_sample(lg.detach(), vals, levels, gen)
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_table_rows_matches_tensor_route(dtype):
+    """Moments and draws of discretised-Gaussian units from the compiled recurrence equal
+    the softmax over the table: mixed level counts (2..40), precisions from 1e-6 to 1e4,
+    fields up to ±1e4 (modes at either end and inside), one and many precision rows."""
+    from pgm_boltz.domains.table import TableMaths
+    rng = np.random.default_rng(0)
+    doms = [multinary(int(k)) for k in rng.integers(2, 41, size=60)]
+    tm = TableMaths(doms)
+    assert tm._arith and tm._padded
+    f = torch.as_tensor(rng.normal(0, 1, (50, 60)) * 10.0 ** rng.integers(-2, 5, (50, 60)),
+                        dtype=dtype)
+    q1 = torch.as_tensor(10.0 ** rng.uniform(-6, 4, 60), dtype=dtype)
+    qrows = torch.as_tensor(10.0 ** rng.uniform(-6, 4, (50, 60)), dtype=dtype)
+    tol = dict(rtol=1e-9, atol=1e-9) if dtype == torch.float64 else dict(rtol=2e-4,
+                                                                          atol=2e-5)
+    for q in (q1, qrows, torch.zeros(60, dtype=dtype)):
+        assert tm._fast(f, q)
+        for power in (1, 2):
+            torch.testing.assert_close(tm.moment(f, q, power),
+                                       _table_reference(tm, f, q, power), **tol)
+        fast = tm.sample(f, q, torch.Generator().manual_seed(3))
+        ref = _table_reference(tm, f, q, u=3)
+        # the same uniforms: the same level except where u sits on a rounding boundary
+        assert (fast != ref).double().mean() < (1e-3 if dtype == torch.float32 else 1e-9)
+    # batch dimensions in front (tempering's replicas) keep their shape
+    f3 = f.reshape(5, 10, 60)
+    assert tm.moment(f3, q1, 1).shape == (5, 10, 60)
+
+
+def test_table_rows_falls_back():
+    """Gradients, negative precisions and non-progression value sets take the tensor
+    route (the kernel's recurrence needs a concave, evenly spaced log-weight)."""
+    from pgm_boltz.domains.table import TableMaths
+    tm = TableMaths([multinary(5)] * 3)
+    f = torch.zeros(2, 3, dtype=torch.float64, requires_grad=True)
+    q = torch.ones(3, dtype=torch.float64)
+    assert not tm._fast(f, q)
+    tm.moment(f, q, 1).sum().backward()        # differentiable through the table
+    assert f.grad is not None
+    assert not tm._fast(f.detach(), -q)
+    uneven = TableMaths([FiniteDomain([0.0, 1.0, 3.0])])
+    assert not uneven._arith

@@ -220,6 +220,31 @@ def hidden_problem(spec: Spec) -> tuple[Problem | None, np.ndarray]:
     return Problem([spec.domains[i] for i in hidden], pos[e[both]]), hidden
 
 
+def _auto_storage(n: int, edges: np.ndarray, block_of: np.ndarray,
+                  block_sizes: list[int]) -> str:
+    """``"sparse"`` when the graph is large (over 1024 nodes) and its edges fill less
+    than 1/16 of the dense blocks that would hold them, else ``"dense"``.
+
+    Dense storage keeps one ``|B_p| × |B_q|`` matrix per pair of colour classes joined by
+    an edge, so the comparison is with those blocks' entries, not with ``n^2``: an RBM's
+    complete visible-hidden block is dense however few hidden units it has.
+
+    >>> import numpy as np
+    >>> rbm = np.array([(i, 3000 + j) for i in range(3000) for j in range(100)])
+    >>> _auto_storage(3100, rbm, np.repeat([0, 1], [3000, 100]), [3000, 100])
+    'dense'
+    >>> ring = np.array([(i, (i + 1) % 4000) for i in range(4000)])
+    >>> _auto_storage(4000, ring, np.arange(4000) % 2, [2000, 2000])
+    'sparse'
+    """
+    if n <= 1024 or len(edges) == 0:
+        return "dense"
+    pairs = {tuple(sorted(p)) for p in np.unique(
+        np.stack([block_of[edges[:, 0]], block_of[edges[:, 1]]], 1), axis=0).tolist()}
+    entries = sum(block_sizes[p] * block_sizes[q] for p, q in pairs)
+    return "sparse" if len(edges) < entries / 16 else "dense"
+
+
 def analyse(G: object, engine: str = "auto", storage: str = "auto",
             max_exact_states: int = DEFAULT_MAX_EXACT_STATES) -> tuple[Spec, Plan]:
     """Validate, colour and cost a declared graph, and choose its engine.
@@ -229,8 +254,8 @@ def analyse(G: object, engine: str = "auto", storage: str = "auto",
     G: the declared ``networkx.Graph``.
     engine: ``"auto"`` (exact when some exact engine fits the thresholds, else
         block-gibbs for bipartite graphs, else chromatic-gibbs), or one of those forced.
-    storage: ``"auto"`` (dense unless the graph is large and sparse), ``"dense"``,
-        ``"sparse"``.
+    storage: ``"auto"`` (dense unless the graph is large and its colour-class blocks
+        are sparse: :func:`_auto_storage`), ``"dense"``, ``"sparse"``.
     max_exact_states: the threshold of exact work (enumerated states).
 
     >>> import pgm_boltz as pb
@@ -264,7 +289,7 @@ def analyse(G: object, engine: str = "auto", storage: str = "auto",
     hidden = _choose(hp, limits)[0] if hp is not None else None
     feasible = exact is not None and exact.feasible
     if storage == "auto":
-        storage = "sparse" if (n > 1024 and m < n * n / 16) else "dense"
+        storage = _auto_storage(n, spec.edges, block_of, [len(b) for b in blocks_idx])
     work = exact.summary if exact is not None else "no exact engine"
     if engine == "auto":
         if feasible:

@@ -372,47 +372,6 @@ def table_sample(logits: torch.Tensor, vals: torch.Tensor, levels: torch.Tensor,
     return torch.gather(V, -1, k).squeeze(-1)
 
 
-class TableMaths:
-    """The value-table route of a family's units with a quadratic term: conditionals
-    ``softmax_k(f_i v_ik - q_i v_ik^2 / 2)`` over each unit's levels (at most a few
-    hundred), with the table built once per dtype and device."""
-
-    def __init__(self, domains: Sequence[Domain]) -> None:
-        self.domains = list(domains)
-        kmax = max((d.levels for d in self.domains), default=1)
-        tab = np.full((len(self.domains), kmax), np.nan)
-        for i, d in enumerate(self.domains):
-            tab[i, :d.levels] = d.values()
-        self._tab = tab
-        self._K = np.array([d.levels for d in self.domains], dtype=np.int64)
-        self._cache: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = {}
-
-    def table(self, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(values with NaN padding, level counts) in ``like``'s dtype and device."""
-        dt = like.dtype if like.is_floating_point() else torch.float64
-        key = (dt, like.device)
-        if key not in self._cache:
-            self._cache[key] = (torch.as_tensor(self._tab, dtype=dt, device=like.device),
-                                torch.as_tensor(self._K, device=like.device))
-        return self._cache[key]
-
-    def logits(self, f: torch.Tensor, q: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        vals, _ = self.table(f)
-        return _table_logits(f, vals, _quad_log_weights(vals, q)), vals
-
-    def log_normalizer(self, f: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
-        return torch.logsumexp(self.logits(f, q)[0], -1)
-
-    def moment(self, f: torch.Tensor, q: torch.Tensor, power: int) -> torch.Tensor:
-        lg, vals = self.logits(f, q)
-        return (torch.softmax(lg, -1) * torch.nan_to_num(vals) ** power).sum(-1)
-
-    def sample(self, f: torch.Tensor, q: torch.Tensor, generator: torch.Generator | None
-               ) -> torch.Tensor:
-        lg, vals = self.logits(f, q)
-        return table_sample(lg, vals, self.table(f)[1], generator)
-
-
 #: entries of a value table at most (kernels' V and LW arrays)
 _TABLE_LIMIT = 1 << 26
 #: progressions with more levels than this get no table row unless one is asked for

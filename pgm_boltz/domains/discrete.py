@@ -38,7 +38,8 @@ import numpy as np
 import torch
 
 from ..errors import GraphError
-from .base import ARITH, Domain, Family, KernelSpec, TableMaths, register_domain
+from .base import ARITH, Domain, Family, KernelSpec, register_domain
+from .table import TableMaths
 
 __all__ = [
     "BINARY",

@@ -49,7 +49,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from .._validation import check_bool, check_int, check_kwargs
+from .._validation import check_bool, check_choice, check_int, check_kwargs
 from ..distributed import split_counts
 from ..errors import ArgumentError
 from ..inference.sampling import start_states
@@ -71,7 +71,11 @@ DEFAULT_POSITIVE_SWEEPS = 5
 DEFAULT_MIN_CHAINS = 100
 #: Rows (an evenly spaced subset) on which the epoch's reconstruction error is measured.
 MONITOR_ROWS = 1000
-OPTIONS = ("k", "n_chains", "positive_sweeps", "monitor_nll", "sampler", "sampler_options")
+OPTIONS = ("k", "n_chains", "positive_sweeps", "monitor_nll", "sampler", "sampler_options",
+           "centering", "chain_init")
+CHAIN_INITS = ("marginals", "data")
+#: Sliding factor of the hidden offsets' running average (``centering=True``).
+CENTERING_RATE = 0.01
 
 
 class _RBMLayout:
@@ -103,20 +107,21 @@ def _is_binary(dv) -> bool:
     return dv.uniform and bool(dv.domains) and dv.domains[0].name == "binary"
 
 
-def _mean_and_field(dv, f: torch.Tensor, q: torch.Tensor | None = None
-                    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+def _mean_and_field(dv, f: torch.Tensor, q: torch.Tensor | None = None,
+                    need_mean: bool = True) -> tuple[torch.Tensor | None, torch.Tensor | None]:
     """Conditional means of fields ``f`` (precisions ``q``); binary units reuse ``f``'s
     memory (sigmoid in place) and return no field, other domains return the field for
-    sampling."""
+    sampling (and no mean when ``need_mean`` is false: a draw needs only the field)."""
     if q is None and _is_binary(dv):
         return f.sigmoid_(), None
-    return dv.mean(f, q), f
+    return (dv.mean(f, q) if need_mean else None), f
 
 
-def _draw(dv, mean: torch.Tensor, f: torch.Tensor | None,
+def _draw(dv, mean: torch.Tensor | None, f: torch.Tensor | None,
           gen: torch.Generator | None, q: torch.Tensor | None = None) -> torch.Tensor:
     """A draw given the means (binary: ``u < p``) or the fields (other domains)."""
     if f is None:  # u < p: cheaper than torch.bernoulli on CPU
+        assert mean is not None
         u = torch.rand(mean.shape, dtype=mean.dtype, device=mean.device, generator=gen)
         return u.lt_(mean)
     return dv.sample(f, gen, q)
@@ -138,6 +143,28 @@ class ContrastiveObjective:
       when exact work is feasible.
     - ``sampler`` (default ``"gibbs"``) and ``sampler_options``: the sampler of the
       negative phase (a registered name, :mod:`pgm_boltz.samplers`).
+    - ``chain_init`` (PCD): where new persistent chains start. ``"marginals"`` (default):
+      visible units drawn from the data's independent marginals, hidden units from their
+      conditionals. ``"data"``: visible units at training rows drawn at random (every
+      row once before any repeats), hidden units from their conditionals — chains that
+      start spread over the data's modes instead of all near the marginal mean, which
+      helps when the model's modes are far apart and Gibbs rarely crosses between them.
+    - ``centering`` (bool, default False; RBMs with the Gibbs sampler): the centred
+      gradient of Montavon & Müller (2012) / Melchior et al. (2016). With offsets ``μ``
+      (the data mean of the visible values) and ``λ`` (a running average, rate
+      ``CENTERING_RATE``, of the positive phase's hidden means), the step follows
+
+          ΔW = <(v-μ)(h-λ)^T>_data - <(v-μ)(h-λ)^T>_model,
+          Δb = <v>_data - <v>_model - ΔW λ,   Δc = <h>_data - <h>_model - ΔW^T μ
+
+      the likelihood gradient of the same model written in centred coordinates
+      ``-(v-μ)^T W (h-λ) - b'^T (v-μ) - c'^T (h-λ)`` (visible precisions as
+      ``q (v-μ)^2 / 2``). The optimiser steps those coordinates and the model's biases
+      follow the step actually taken (:meth:`after_step`), so it holds for any optimiser
+      (Adam included). The model and its fixed points are unchanged; the steps no longer
+      couple the hidden units' activity to the visible units' common mode, which matters
+      for data far from zero mean (multinary values in [0, 1]). Runs on the autograd
+      path (not fused).
 
     Each epoch's metrics: ``recon_error`` (on at most ``MONITOR_ROWS`` evenly spaced
     training rows) and, when exact work is feasible, ``nll`` (train, all rows) and
@@ -156,7 +183,8 @@ class ContrastiveObjective:
                  n_chains: int | None = None,
                  positive_sweeps: int = DEFAULT_POSITIVE_SWEEPS, monitor_nll: bool = True,
                  sampler: str = "gibbs", sampler_options: dict | None = None,
-                 world: Any = None, **unknown: Any) -> None:
+                 centering: bool = False, chain_init: str = "marginals", world: Any = None,
+                 **unknown: Any) -> None:
         where = f"fit(method={self.name!r})"
         if unknown:
             check_kwargs(where, unknown, (*OPTIONS, *FIT_ARGS))
@@ -178,6 +206,19 @@ class ContrastiveObjective:
         self.sampler_name = sampler
         self.sampler = make_sampler(model, sampler, **(sampler_options or {}))
         self.fast = self.layout.ok and sampler == "gibbs"
+        self.centering = check_bool("centering", centering, where=where)
+        if self.centering and not self.fast:
+            raise ArgumentError(f"{where}: centering=True applies to RBMs (one complete "
+                                "visible-hidden block) trained with the Gibbs sampler; this "
+                                "model or sampler is not one: drop centering")
+        self._offsets: tuple[torch.Tensor, torch.Tensor] | None = None
+        check_choice("chain_init", chain_init, CHAIN_INITS, where=where)
+        if chain_init != "marginals" and not self.persistent:
+            raise ArgumentError(f"{where}: chain_init applies to method='pcd' only (CD "
+                                "starts every chain at its batch row); drop it")
+        self.chain_init = chain_init
+        self._before: tuple[torch.Tensor, torch.Tensor | None] | None = None
+        self._next_lam: torch.Tensor | None = None
         self.analytic = model._hidden_problem is None
         self.clamped = None if self.analytic else make_sampler(
             model, "block-gibbs", clamped=model.visible_index)
@@ -354,9 +395,9 @@ class ContrastiveObjective:
                 h = self.chains[:, lay.hs]
             else:
                 h = _draw(hd, hp, fp, gen, qh)
-            for step in range(self.k):
-                vm, fv = _mean_and_field(vd, torch.addmm(bvd, h, Wd.t()), qv)
-                vn = _draw(vd, vm, fv, gen, qv)
+            for step in range(self.k):   # (the visible means are not needed: draw)
+                vn = _draw(vd, *_mean_and_field(vd, torch.addmm(bvd, h, Wd.t()), qv,
+                                                need_mean=False), gen, qv)
                 hn, fn = _mean_and_field(hd, torch.addmm(bhd, vn, Wd), qh)
                 if step < self.k - 1 or self.persistent:
                     h = _draw(hd, hn, fn, gen, qh)
@@ -369,6 +410,11 @@ class ContrastiveObjective:
             Vs, Hs = torch.cat([v, vn]), torch.cat([hp, hn])
             S = torch.mm(Vs.t(), Hs * w[:, None])
             dv, dh = w @ Vs, w @ Hs
+            if self.centering:   # the step is taken in centred coordinates
+                S = self._centred(S, dv, dh, hp)
+                self._before = (W.detach().clone(),
+                                None if m.log_precision is None
+                                else torch.exp(m.log_precision.detach()))
             if q_all is not None:  # <s^2>_pos - <s^2>_neg (E[h^2 | v] for hidden units)
                 d2 = torch.zeros(m.n_nodes, dtype=m.dtype, device=v.device)
                 if qv is not None:
@@ -381,7 +427,46 @@ class ContrastiveObjective:
         loss = -(torch.dot(m.weight, S.view(-1)) + torch.dot(bv, dv) + torch.dot(bh, dh))
         if q_all is not None:
             loss = loss + 0.5 * torch.dot(torch.exp(m.log_precision), d2)
+            if self.centering:
+                loss = loss + self._centred_precision_term(dv)
         return loss
+
+    def _centred_precision_term(self, dv: torch.Tensor) -> torch.Tensor:
+        """Centring of the visible units' quadratic terms: ``q (v-μ)^2/2 - b' (v-μ)`` is
+        ``q v^2/2 - (b' + q μ) v``, so the precisions learn with ``b'`` held:
+        ``d/d log q`` gains ``(dL/db) q μ`` (this term, ``-q μ dv`` with ``dv`` the bias
+        statistic); :meth:`after_step` then moves ``b`` by ``Δq μ``."""
+        m, lay = self.model, self.layout
+        qi = m._quad_index(dv.device)
+        vis = (qi >= lay.vs.start) & (qi < lay.vs.stop)
+        if not bool(vis.any()):
+            return torch.zeros((), dtype=dv.dtype, device=dv.device)
+        assert self._offsets is not None
+        loc = qi[vis] - lay.vs.start
+        coef = torch.zeros_like(m.log_precision.detach())
+        coef[vis] = self._offsets[0][loc] * dv[loc]
+        return -torch.dot(torch.exp(m.log_precision), coef)
+
+    def _centred(self, S: torch.Tensor, dv: torch.Tensor, dh: torch.Tensor,
+                 hp: torch.Tensor) -> torch.Tensor:
+        """The centred coupling statistic ``(V-μ)^T (w (H-λ))`` (see ``centering``); the
+        row weights sum to zero, so it is ``S - μ dh^T - dv λ^T``. The hidden offsets
+        move towards this batch's hidden means after the step (:meth:`after_step`)."""
+        hm = self._mean_over_ranks(hp)
+        if self._offsets is None:
+            train = self.train if self.train is not None else \
+                torch.zeros(1, S.shape[0], dtype=S.dtype, device=S.device)
+            self._offsets = (self._mean_over_ranks(train.to(S.device, S.dtype)), hm.clone())
+        mu, lam = self._offsets
+        self._next_lam = hm
+        return S - torch.outer(mu, dh) - torch.outer(dv, lam)
+
+    def _mean_over_ranks(self, rows: torch.Tensor) -> torch.Tensor:
+        """The column means of ``rows``, over every rank's rows when data-parallel."""
+        if self.world is None:
+            return rows.mean(0)
+        n = torch.tensor(float(rows.shape[0]), dtype=rows.dtype, device=rows.device)
+        return self.world.sum_(rows.sum(0)) / self.world.sum_(n)
 
     def _row_weights(self, B: int, C: int, pos_w: float = 1.0, neg_w: float = 1.0
                      ) -> torch.Tensor:
@@ -396,7 +481,18 @@ class ContrastiveObjective:
 
     def _init_chains(self, gen: torch.Generator | None) -> torch.Tensor:
         """PCD chains: visible units from the data marginals (``model.visible_init``, set
-        by fit), hidden units from their conditionals given them."""
+        by fit) or, with ``chain_init="data"``, at training rows; hidden units from their
+        conditionals given them."""
+        if self.chain_init == "data" and self.train is not None and len(self.train):
+            m, n, C = self.model, self.train.shape[0], self.local_chains
+            order = torch.cat([torch.randperm(n, generator=gen)
+                               for _ in range(-(-C // n))])[:C]
+            x = self.sampler.init(C, gen, visible_values=self.train[order.to(
+                self.train.device)])
+            if m.n_hidden:
+                make_sampler(m, "block-gibbs", clamped=m.visible_index).sweep(
+                    x, 1, generator=gen)
+            return x
         return start_states(self.model, self.sampler, self.local_chains, gen)
 
     # ------------------------------------------------------------------ the protocol
@@ -428,7 +524,8 @@ class ContrastiveObjective:
         """A fused epoch runner (:class:`~pgm_boltz.training.fused.FusedRBM`) when the
         model is an RBM in arithmetic-progression domains sampled by Gibbs; None
         otherwise (fit then steps a torch SGD optimiser on the surrogate)."""
-        if not fusable(self.model, self.layout, self.sampler_name) or self.train is None:
+        if not fusable(self.model, self.layout, self.sampler_name) or self.train is None \
+                or self.centering:
             return None
         if self.persistent and self.chains is None:
             self.chains = self._init_chains(self.generator)
@@ -440,7 +537,30 @@ class ContrastiveObjective:
         return self._runner
 
     def after_step(self) -> None:
-        """Nothing to do: samplers re-read the parameters at every step."""
+        """With ``centering``: the optimiser stepped the centred coordinates ``(W, b', c',
+        log q)`` (``b = b' - W λ + q μ`` at the visible units, ``c = c' - W^T μ``), so
+        the model's biases follow the actual step: ``b += -ΔW λ + Δq μ``,
+        ``c += -ΔW^T μ``; then the hidden offsets slide. Otherwise nothing (samplers
+        re-read the parameters)."""
+        before = getattr(self, "_before", None)
+        if before is None:
+            return
+        self._before = None
+        W0, q0 = before
+        m, lay = self.model, self.layout
+        assert self._offsets is not None
+        mu, lam = self._offsets
+        with torch.no_grad():
+            dW = m.weight.view(lay.shape) - W0
+            m.bias[lay.vs] -= dW @ lam
+            m.bias[lay.hs] -= dW.t() @ mu
+            if q0 is not None:
+                qi = m._quad_index(m.bias.device)
+                vis = (qi >= lay.vs.start) & (qi < lay.vs.stop)
+                dq = torch.exp(m.log_precision[vis]) - q0[vis]
+                m.bias[qi[vis]] += dq * mu[qi[vis] - lay.vs.start]
+        if self._next_lam is not None:   # b, c hold the model: nothing else moves
+            lam.lerp_(self._next_lam, CENTERING_RATE)
 
     def _monitor_rows(self, values: torch.Tensor) -> torch.Tensor:
         """At most ``MONITOR_ROWS`` rows (a fixed, evenly spaced subset) for the
