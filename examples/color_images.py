@@ -23,7 +23,7 @@ per-model settings are in ``RECIPES``):
   units with 4 levels; the model family of arXiv 2011.13509); centred.
 
 The log-precisions get their own Adam step size (``lr_precision``); ``--train-tempering``
-trains by PT-PCD instead (the generic path, without centring).
+trains by PT-PCD instead (``--replicas`` levels, centring kept).
 
 Samples: ``model.sample(n, method="tempering", init=model.persistent_chains, ...)`` —
 parallel-tempering chains continued from the model's persistent chains; the figure
@@ -186,14 +186,14 @@ def train_model(model: pb.BoltzmannMachine, name: str, data: np.ndarray, args: a
         groups.append({"params": [model.log_precision], "lr": r["lr_precision"]})
         method += f" (log-precision {r['lr_precision']:g})"
     options["optimizer"] = torch.optim.Adam(groups, lr=r["lr"])
-    if args.train_tempering:   # PT-PCD: the generic path (no centring there)
+    options["centering"] = r["centering"]
+    if args.train_tempering:
         options.update(sampler="tempering",
                        sampler_options=dict(n_replicas=args.replicas, backend="torch"))
         method = f"PT-PCD ({args.replicas} replicas), {r['epochs']} ep., " + method
     else:
-        options["centering"] = r["centering"]
-        method = f"PCD-1, {r['epochs']} ep., " + method + \
-            (", centred" if r["centering"] else "")
+        method = f"PCD-1, {r['epochs']} ep., " + method
+    method += ", centred" if r["centering"] else ""
     note = ""
     t0 = time.perf_counter()
     try:

@@ -294,15 +294,16 @@ def test_centering_learns_uncentred_data_to_the_exact_optimum() -> None:
     assert final < best + 0.05
 
 
-def test_centering_needs_an_rbm_and_gibbs() -> None:
+def test_centering_needs_an_rbm() -> None:
+    """Centring takes any sampler on an RBM (PT-PCD here) and refuses other graphs."""
     data = [[0, 1, 1], [1, 1, 0]]
     with pytest.raises(pb.ArgumentError, match="centering"):
         pb.compile(pb.graphs.dbm([3, 2, 2]), engine="block-gibbs", seed=0).fit(
             data, method="pcd", epochs=1, progress=False, centering=True)
-    with pytest.raises(pb.ArgumentError, match="centering"):
-        pb.compile(pb.graphs.rbm(3, 2), engine="block-gibbs", seed=0).fit(
-            data, method="pcd", epochs=1, progress=False, centering=True,
-            sampler="tempering")
+    h = pb.compile(pb.graphs.rbm(3, 2), engine="block-gibbs", seed=0).fit(
+        data, method="pcd", epochs=2, progress=False, centering=True, sampler="tempering",
+        sampler_options={"n_replicas": 3}, n_chains=10)
+    assert "swap_rate_mean" in h[-1]
     with pytest.raises(pb.ArgumentError, match="centering"):
         pb.compile(pb.graphs.rbm(3, 2), engine="block-gibbs", seed=0).fit(
             data, method="pcd", epochs=1, progress=False, centering="yes")

@@ -149,7 +149,7 @@ class ContrastiveObjective:
       row once before any repeats), hidden units from their conditionals — chains that
       start spread over the data's modes instead of all near the marginal mean, which
       helps when the model's modes are far apart and Gibbs rarely crosses between them.
-    - ``centering`` (bool, default False; RBMs with the Gibbs sampler): the centred
+    - ``centering`` (bool, default False; RBMs, any sampler): the centred
       gradient of Montavon & Müller (2012) / Melchior et al. (2016). With offsets ``μ``
       (the data mean of the visible values) and ``λ`` (a running average, rate
       ``CENTERING_RATE``, of the positive phase's hidden means), the step follows
@@ -205,12 +205,12 @@ class ContrastiveObjective:
         self.layout = _RBMLayout(model)
         self.sampler_name = sampler
         self.sampler = make_sampler(model, sampler, **(sampler_options or {}))
-        self.fast = self.layout.ok and sampler == "gibbs"
+        self.fast = bool(self.layout.ok)
         self.centering = check_bool("centering", centering, where=where)
         if self.centering and not self.fast:
             raise ArgumentError(f"{where}: centering=True applies to RBMs (one complete "
-                                "visible-hidden block) trained with the Gibbs sampler; this "
-                                "model or sampler is not one: drop centering")
+                                "visible-hidden block, dense storage); this model is not "
+                                "one: drop centering")
         self._offsets: tuple[torch.Tensor, torch.Tensor] | None = None
         check_choice("chain_init", chain_init, CHAIN_INITS, where=where)
         if chain_init != "marginals" and not self.persistent:
@@ -389,19 +389,21 @@ class ContrastiveObjective:
         with torch.no_grad():
             Wd, bvd, bhd = W.detach(), bv.detach(), bh.detach()
             hp, fp = _mean_and_field(hd, torch.addmm(bhd, v, Wd), qh)
-            if self.persistent:
-                if self.chains is None:
-                    self.chains = self._init_chains(gen)
+            if self.persistent and self.chains is None:
+                self.chains = self._init_chains(gen)
+            if self.sampler_name != "gibbs":   # any other sampler sweeps joint states
+                vn, hn, fn = self._sampler_negative(v, hp, fp, qh, gen)
+            elif self.persistent:
                 h = self.chains[:, lay.hs]
             else:
                 h = _draw(hd, hp, fp, gen, qh)
-            for step in range(self.k):   # (the visible means are not needed: draw)
+            for step in range(self.k if self.sampler_name == "gibbs" else 0):   # (the visible means are not needed: draw)
                 vn = _draw(vd, *_mean_and_field(vd, torch.addmm(bvd, h, Wd.t()), qv,
                                                 need_mean=False), gen, qv)
                 hn, fn = _mean_and_field(hd, torch.addmm(bhd, vn, Wd), qh)
                 if step < self.k - 1 or self.persistent:
                     h = _draw(hd, hn, fn, gen, qh)
-            if self.persistent:
+            if self.persistent and self.sampler_name == "gibbs":
                 self.chains[:, lay.vs] = vn
                 self.chains[:, lay.hs] = h
             # with row weights w = (1/B, ..., -1/C, ...) over the stacked rows:
@@ -430,6 +432,26 @@ class ContrastiveObjective:
             if self.centering:
                 loss = loss + self._centred_precision_term(dv)
         return loss
+
+    def _sampler_negative(self, v: torch.Tensor, hp: torch.Tensor, fp: torch.Tensor | None,
+                          qh: torch.Tensor | None, gen: torch.Generator | None
+                          ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """The negative phase by the objective's sampler (tempering, sequential, ...):
+        ``k`` sweeps of the persistent chains (PCD) or of the batch with hidden units
+        drawn given it (CD); returns the visible draws and the hidden means given them
+        (Rao-Blackwellised) and their fields: ``(vn, E[h | vn], f_h or None)``."""
+        m, lay = self.model, self.layout
+        if self.persistent:
+            x = self.chains
+        else:
+            x = torch.empty(v.shape[0], m.n_nodes, dtype=m.dtype, device=v.device)
+            x[:, lay.vs] = v
+            x[:, lay.hs] = _draw(m.hidden_domains, hp, fp, gen, qh)
+        self.sampler.sweep(x, self.k, generator=gen)
+        vn = x[:, lay.vs]
+        hn, fn = _mean_and_field(m.hidden_domains, torch.addmm(
+            m.bias.detach()[lay.hs], vn, m.weight.detach().view(lay.shape)), qh)
+        return vn, hn, fn
 
     def _centred_precision_term(self, dv: torch.Tensor) -> torch.Tensor:
         """Centring of the visible units' quadratic terms: ``q (v-μ)^2/2 - b' (v-μ)`` is
