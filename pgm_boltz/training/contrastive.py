@@ -397,7 +397,8 @@ class ContrastiveObjective:
                 h = self.chains[:, lay.hs]
             else:
                 h = _draw(hd, hp, fp, gen, qh)
-            for step in range(self.k if self.sampler_name == "gibbs" else 0):   # (the visible means are not needed: draw)
+            # Gibbs inline (a draw needs no visible means)
+            for step in range(self.k if self.sampler_name == "gibbs" else 0):
                 vn = _draw(vd, *_mean_and_field(vd, torch.addmm(bvd, h, Wd.t()), qv,
                                                 need_mean=False), gen, qv)
                 hn, fn = _mean_and_field(hd, torch.addmm(bhd, vn, Wd), qh)
