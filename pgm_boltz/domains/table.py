@@ -51,12 +51,12 @@ class TableMaths:
         self._K = np.array([d.levels for d in self.domains], dtype=np.int64)
         self._padded = bool(np.isnan(tab).any())
         # the compiled route needs every unit's values in arithmetic progression
-        lo = np.array([d.values()[0] for d in self.domains], dtype=np.float64)
-        st = np.array([d.values()[1] - d.values()[0] if d.levels > 1 else 1.0
-                       for d in self.domains], dtype=np.float64)
-        self._arith = bool(len(self.domains)) and all(
-            np.allclose(np.diff(d.values()), s) for d, s in zip(self.domains, st))
-        self._lo, self._st = lo, st
+        self._lo = tab[:, 0].copy()
+        self._st = np.where(self._K > 1, tab[:, min(1, kmax - 1)] - tab[:, 0], 1.0)
+        steps = np.diff(tab, axis=1)
+        real = ~np.isnan(steps)
+        self._arith = bool(len(self.domains)) and np.allclose(
+            steps[real], np.broadcast_to(self._st[:, None], steps.shape)[real])
         self._cache: dict[tuple, tuple[torch.Tensor, ...]] = {}
 
     def _arrays(self, like: torch.Tensor) -> tuple[torch.Tensor, ...]:

@@ -40,18 +40,21 @@ DEFAULT_STEPS = 1000
 
 
 def start_states(model: EnergyModel, sampler: Sampler, n: int,
-                 generator: torch.Generator | None) -> torch.Tensor:
-    """``n`` chain starts: visible units from the learned data marginals
-    (``model.visible_init``) and hidden units from their conditionals given them, or
-    uniform over each unit's levels before any fit."""
-    x = sampler.init(n, generator)
-    if model.visible_init is not None:
+                 generator: torch.Generator | None,
+                 visible_values: torch.Tensor | None = None) -> torch.Tensor:
+    """``n`` chain starts: visible units at ``visible_values`` (n, n_visible) when given,
+    else from the learned data marginals (``model.visible_init``), and hidden units from
+    their conditionals given them; uniform over each unit's levels before any fit."""
+    x = sampler.init(n, generator, visible_values=visible_values)
+    if visible_values is None:
+        if model.visible_init is None:
+            return x
         f = model.visible_init.to(model.device, model.dtype).expand(n, -1)
         x[:, model.index("visible")] = model.visible_domains.sample(
             f, generator, model.precisions_at("visible"))
-        if model.n_hidden:
-            make_sampler(model, "block-gibbs", clamped=model.visible_index).sweep(
-                x, 1, generator=generator)
+    if model.n_hidden:
+        make_sampler(model, "block-gibbs", clamped=model.visible_index).sweep(
+            x, 1, generator=generator)
     return x
 
 

@@ -219,6 +219,7 @@ class ContrastiveObjective:
         self.chain_init = chain_init
         self._before: tuple[torch.Tensor, torch.Tensor | None] | None = None
         self._next_lam: torch.Tensor | None = None
+        self._vq: tuple[torch.Tensor, torch.Tensor] | None = None
         self.analytic = model._hidden_problem is None
         self.clamped = None if self.analytic else make_sampler(
             model, "block-gibbs", clamped=model.visible_index)
@@ -415,9 +416,9 @@ class ContrastiveObjective:
             dv, dh = w @ Vs, w @ Hs
             if self.centering:   # the step is taken in centred coordinates
                 S = self._centred(S, dv, dh, hp)
-                self._before = (W.detach().clone(),
-                                None if m.log_precision is None
-                                else torch.exp(m.log_precision.detach()))
+                self._before = (W.detach().clone(), None if m.log_precision is None
+                                else torch.exp(m.log_precision.detach()[
+                                    self._visible_quadratic()[0]]))
             if q_all is not None:  # <s^2>_pos - <s^2>_neg (E[h^2 | v] for hidden units)
                 d2 = torch.zeros(m.n_nodes, dtype=m.dtype, device=v.device)
                 if qv is not None:
@@ -459,16 +460,22 @@ class ContrastiveObjective:
         ``q v^2/2 - (b' + q μ) v``, so the precisions learn with ``b'`` held:
         ``d/d log q`` gains ``(dL/db) q μ`` (this term, ``-q μ dv`` with ``dv`` the bias
         statistic); :meth:`after_step` then moves ``b`` by ``Δq μ``."""
-        m, lay = self.model, self.layout
-        qi = m._quad_index(dv.device)
-        vis = (qi >= lay.vs.start) & (qi < lay.vs.stop)
-        if not bool(vis.any()):
-            return torch.zeros((), dtype=dv.dtype, device=dv.device)
+        m = self.model
+        sel, loc = self._visible_quadratic()
         assert self._offsets is not None
-        loc = qi[vis] - lay.vs.start
         coef = torch.zeros_like(m.log_precision.detach())
-        coef[vis] = self._offsets[0][loc] * dv[loc]
+        coef[sel] = self._offsets[0][loc] * dv[loc]
         return -torch.dot(torch.exp(m.log_precision), coef)
+
+    def _visible_quadratic(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The visible units with a quadratic term: their entries of ``log_precision``
+        and their positions among the visible units (built once)."""
+        if self._vq is None:
+            m, lay = self.model, self.layout
+            qi = m._quad_index(m.bias.device)
+            sel = torch.nonzero((qi >= lay.vs.start) & (qi < lay.vs.stop)).squeeze(1)
+            self._vq = (sel, qi[sel] - lay.vs.start)
+        return self._vq
 
     def _centred(self, S: torch.Tensor, dv: torch.Tensor, dh: torch.Tensor,
                  hp: torch.Tensor) -> torch.Tensor:
@@ -506,17 +513,13 @@ class ContrastiveObjective:
         """PCD chains: visible units from the data marginals (``model.visible_init``, set
         by fit) or, with ``chain_init="data"``, at training rows; hidden units from their
         conditionals given them."""
+        rows = None
         if self.chain_init == "data" and self.train is not None and len(self.train):
-            m, n, C = self.model, self.train.shape[0], self.local_chains
+            n, C = self.train.shape[0], self.local_chains
             order = torch.cat([torch.randperm(n, generator=gen)
                                for _ in range(-(-C // n))])[:C]
-            x = self.sampler.init(C, gen, visible_values=self.train[order.to(
-                self.train.device)])
-            if m.n_hidden:
-                make_sampler(m, "block-gibbs", clamped=m.visible_index).sweep(
-                    x, 1, generator=gen)
-            return x
-        return start_states(self.model, self.sampler, self.local_chains, gen)
+            rows = self.train[order.to(self.train.device)]
+        return start_states(self.model, self.sampler, self.local_chains, gen, rows)
 
     # ------------------------------------------------------------------ the protocol
     def loss(self, batch: torch.Tensor, generator: torch.Generator | None,
@@ -565,25 +568,22 @@ class ContrastiveObjective:
         the model's biases follow the actual step: ``b += -ΔW λ + Δq μ``,
         ``c += -ΔW^T μ``; then the hidden offsets slide. Otherwise nothing (samplers
         re-read the parameters)."""
-        before = getattr(self, "_before", None)
-        if before is None:
+        if self._before is None:
             return
+        W0, q0 = self._before
         self._before = None
-        W0, q0 = before
         m, lay = self.model, self.layout
-        assert self._offsets is not None
+        assert self._offsets is not None and self._next_lam is not None
         mu, lam = self._offsets
         with torch.no_grad():
             dW = m.weight.view(lay.shape) - W0
             m.bias[lay.vs] -= dW @ lam
             m.bias[lay.hs] -= dW.t() @ mu
             if q0 is not None:
-                qi = m._quad_index(m.bias.device)
-                vis = (qi >= lay.vs.start) & (qi < lay.vs.stop)
-                dq = torch.exp(m.log_precision[vis]) - q0[vis]
-                m.bias[qi[vis]] += dq * mu[qi[vis] - lay.vs.start]
-        if self._next_lam is not None:   # b, c hold the model: nothing else moves
-            lam.lerp_(self._next_lam, CENTERING_RATE)
+                sel, loc = self._visible_quadratic()
+                dq = torch.exp(m.log_precision[sel]) - q0
+                m.bias[lay.vs.start + loc] += dq * mu[loc]
+        lam.lerp_(self._next_lam, CENTERING_RATE)   # b, c hold the model: nothing moves
 
     def _monitor_rows(self, values: torch.Tensor) -> torch.Tensor:
         """At most ``MONITOR_ROWS`` rows (a fixed, evenly spaced subset) for the
