@@ -18,6 +18,8 @@ import pytest
 import torch
 from hypothesis import strategies as st
 
+import pgm_boltz as pb
+
 __all__ = [
     "all_joint_states",
     "brute_force",
@@ -209,3 +211,17 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(n)
+
+
+def saturated_rbm(domain: str = "binary", dtype=torch.float64, n_v: int = 5, n_h: int = 3):
+    """An RBM whose biases (+-60) fix every conditional: draws and means are 0 or 1 (the
+    ends of each unit's range), so two training paths can be compared update for update."""
+    rng = np.random.default_rng(4)
+    G = pb.graphs.rbm(n_v, n_h, domain=domain)
+    for i, node in enumerate(n for n, a in G.nodes(data=True) if a["role"] == "visible"):
+        G.nodes[node]["bias"] = 60.0 if i % 2 else -60.0
+    for j, node in enumerate(n for n, a in G.nodes(data=True) if a["role"] == "hidden"):
+        G.nodes[node]["bias"] = -60.0 if j % 2 else 60.0
+    for u, v in G.edges:
+        G.edges[u, v]["weight"] = float(rng.uniform(-1, 1))
+    return pb.compile(G, engine="block-gibbs", dtype=dtype)

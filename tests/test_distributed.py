@@ -26,6 +26,7 @@ import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
+from conftest import saturated_rbm
 
 import pgm_boltz as pb
 from pgm_boltz.distributed import current_world, shard, split_counts
@@ -44,19 +45,6 @@ def _data(n: int, n_v: int, seed: int) -> np.ndarray:
     return np.where(rng.random(rows.shape) < 0.1, 1 - rows, rows).astype(np.float64)
 
 
-def _saturated_rbm(n_v: int = 5, n_h: int = 3):
-    """An RBM whose biases (+-60) fix every conditional: draws and means are 0 or 1."""
-    rng = np.random.default_rng(4)
-    G = pb.graphs.rbm(n_v, n_h)
-    for i, node in enumerate(n for n, a in G.nodes(data=True) if a["role"] == "visible"):
-        G.nodes[node]["bias"] = 60.0 if i % 2 else -60.0
-    for j, node in enumerate(n for n, a in G.nodes(data=True) if a["role"] == "hidden"):
-        G.nodes[node]["bias"] = -60.0 if j % 2 else 60.0
-    for u, v in G.edges:
-        G.edges[u, v]["weight"] = float(rng.uniform(-1, 1))
-    return pb.compile(G, engine="block-gibbs", dtype=torch.float64)
-
-
 def _params(model) -> list[torch.Tensor]:
     return [model.bias.detach().clone(), model.weight.detach().clone()]
 
@@ -70,7 +58,7 @@ def case_exact(data_part, val_part, **kw):
 
 
 def case_saturated(data_part, method, **kw):
-    model = _saturated_rbm()
+    model = saturated_rbm()
     extra = {"n_chains": 6} if method == "pcd" else {}
     h = model.fit(data_part, method=method, epochs=3, lr=0.01, batch_size=None,
                   momentum=0.9, weight_decay=0.05, init_bias="keep", progress=False,
@@ -185,7 +173,7 @@ def test_saturated_rbm_updates_equal_one_process(ranks, method):
     for g, w in zip(p0, single):
         torch.testing.assert_close(g, w, rtol=1e-12, atol=1e-12)
     assert h0[-1]["recon_error"] == pytest.approx(hist[-1]["recon_error"], rel=1e-12)
-    start = _saturated_rbm()
+    start = saturated_rbm()
     assert (p0[1] - start.weight.detach()).abs().max() > 1e-3  # training moved W
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from conftest import saturated_rbm
 
 import pgm_boltz as pb
 import pgm_boltz.training.fused as fused_mod
@@ -21,18 +22,6 @@ from pgm_boltz.training.contrastive import CDObjective, PCDObjective
 from pgm_boltz.training.fit import _batch_plan
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
-
-
-def _saturated(domain: str = "binary", dtype=torch.float64, n_v: int = 5, n_h: int = 3):
-    rng = np.random.default_rng(4)
-    G = pb.graphs.rbm(n_v, n_h, domain=domain)
-    for i, node in enumerate(n for n, a in G.nodes(data=True) if a["role"] == "visible"):
-        G.nodes[node]["bias"] = 60.0 if i % 2 else -60.0
-    for j, node in enumerate(n for n, a in G.nodes(data=True) if a["role"] == "hidden"):
-        G.nodes[node]["bias"] = -60.0 if j % 2 else 60.0
-    for u, v in G.edges:
-        G.edges[u, v]["weight"] = float(rng.uniform(-1, 1))
-    return pb.compile(G, engine="block-gibbs", dtype=dtype)
 
 
 def _data(n: int, n_v: int, domain: str) -> np.ndarray:
@@ -56,13 +45,13 @@ def _train(model, data, method, optimizer, **kw):
 def test_fused_epochs_equal_the_autograd_path(method, domain, backend, monkeypatch):
     monkeypatch.setattr(fused_mod, "choose_cd_backend", lambda *a, **k: backend)
     data = _data(25, 5, domain)  # batches of 7, 7, 7, 4
-    fused, plain = _saturated(domain), _saturated(domain)
+    fused, plain = saturated_rbm(domain), saturated_rbm(domain)
     h1 = _train(fused, data, method, "sgd")
     h2 = _train(plain, data, method, "torch")
     for a, b in ((fused.weight, plain.weight), (fused.bias, plain.bias)):
         torch.testing.assert_close(a.detach(), b.detach(), rtol=1e-10, atol=1e-10)
     assert [h["recon_error"] for h in h1] == pytest.approx([h["recon_error"] for h in h2])
-    start = _saturated(domain)
+    start = saturated_rbm(domain)
     assert (fused.weight - start.weight).abs().max() > 1e-3  # training moved W
 
 
