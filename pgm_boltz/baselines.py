@@ -15,6 +15,9 @@ Baselines
     data, an upper bound on the discrete NLL of the model ``Q(k) = ∫_{[k, k+1)} p`` (see
     :meth:`TileGaussian.nll_bound`). :func:`discrete_nll_bound` carries the same bound to
     data in other units (bin width ``Δ``): add ``-D log Δ`` nats.
+    :meth:`TileGaussian.whiten` / :meth:`TileGaussian.unwhiten` map rows to and from its
+    whitened coordinates ``z = Σ^{-1/2} (y - μ)``; a density model of ``z`` (e.g. a
+    Gaussian-visible RBM) scores on the tiles' discretisation by adding ``½ log|Σ|``.
 
 Sample measures (all inputs in the same units, e.g. codes)
     :func:`nearest_neighbours`: each query row's nearest reference row (Euclidean or
@@ -263,6 +266,7 @@ class TileGaussian:
         self.covariance_: np.ndarray | None = None
         self.shrinkage_: float | None = None
         self._chol: torch.Tensor | None = None
+        self._zca: tuple[torch.Tensor, torch.Tensor] | None = None
         self._logdet = 0.0
         self._trace_inv = 0.0
 
@@ -303,12 +307,75 @@ class TileGaussian:
         sigma.diagonal().add_(alpha * mu_s + 1.0 / 12.0)
         L = torch.linalg.cholesky(sigma)
         self._chol = L
+        self._zca = None
         self._logdet = 2.0 * float(torch.log(torch.diagonal(L)).sum())
         self._trace_inv = float(torch.cholesky_inverse(L).diagonal().sum())
         self.mean_ = (m + 0.5).numpy()
         self.covariance_ = sigma.numpy()
         self.shrinkage_ = alpha
         return self
+
+    @property
+    def log_det(self) -> float:
+        """``log |Σ|`` of the fitted covariance (nats)."""
+        self._fitted_chol()
+        return self._logdet
+
+    def _zca_pair(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(Σ^{-1/2}, Σ^{1/2})``, both symmetric, from one eigendecomposition (cached
+        until the next ``fit``)."""
+        self._fitted_chol()
+        if self._zca is None:
+            evals, U = torch.linalg.eigh(torch.as_tensor(self.covariance_))
+            self._zca = ((U * evals.rsqrt()) @ U.T, (U * evals.sqrt()) @ U.T)
+        return self._zca
+
+    def whiten(self, y: object) -> np.ndarray:
+        """ZCA whitening of continuous rows ``y`` (code units, e.g. dequantised codes
+        ``k + u``): ``z = Σ^{-1/2} (y - μ)``, shape (n, D), float64.
+
+        A density ``p_z`` for the whitened rows is a density for the tiles,
+
+            p(y) = p_z(Σ^{-1/2} (y - μ)) · |Σ|^{-1/2},   -log p(y) = -log p_z(z) + ½ log|Σ|
+
+        (``log_det`` = ``log |Σ|``), so any model of ``z`` scores on the tiles' own
+        discretisation. Under this Gaussian itself ``z ~ N(0, I)``: a Gaussian-visible RBM
+        over ``z`` with precision 1, zero biases and zero couplings *is* this model, and
+        its hidden units can only add to it. The symmetric (ZCA) root keeps every ``z_i``
+        tied to pixel ``i``, so couplings over ``z`` stay images.
+
+        >>> rng = np.random.default_rng(0)
+        >>> x = rng.integers(0, 8, size=(500, 3))
+        >>> g = TileGaussian(levels=8).fit(x)
+        >>> y = x + rng.random(x.shape)
+        >>> z = g.whiten(y)
+        >>> std_normal = -0.5 * (z ** 2).sum(1) - 1.5 * np.log(2 * np.pi)   # log N(z; 0, I)
+        >>> bool(np.allclose(g.log_density(y), std_normal - 0.5 * g.log_det))
+        True
+        >>> bool(np.abs(np.cov(z.T) - np.eye(3)).max() < 0.1)
+        True
+        """
+        W, _ = self._zca_pair()
+        t = _rows(y, "y")
+        if t.shape[1] != W.shape[0]:
+            raise DataError(f"y has {t.shape[1]} columns but the model was fitted on "
+                            f"{W.shape[0]}")
+        return ((t - torch.as_tensor(self.mean_)) @ W).numpy()
+
+    def unwhiten(self, z: object) -> np.ndarray:
+        """The inverse of :meth:`whiten`: ``y = μ + Σ^{1/2} z`` (code units), shape (n, D).
+
+        >>> g = TileGaussian(levels=4).fit([[0, 1], [3, 2], [1, 1], [2, 3]])
+        >>> y = np.array([[0.5, 1.5], [2.5, 3.25]])
+        >>> bool(np.allclose(g.unwhiten(g.whiten(y)), y))
+        True
+        """
+        _, C = self._zca_pair()
+        t = _rows(z, "z")
+        if t.shape[1] != C.shape[0]:
+            raise DataError(f"z has {t.shape[1]} columns but the model was fitted on "
+                            f"{C.shape[0]}")
+        return (torch.as_tensor(self.mean_) + t @ C).numpy()
 
     def _mahalanobis(self, y: torch.Tensor) -> torch.Tensor:
         """``(y - μ)^T Σ^{-1} (y - μ)`` per row."""

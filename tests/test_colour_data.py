@@ -316,6 +316,51 @@ def test_gaussian_samples_and_errors():
         g.nll_bound([[0, 1]])
 
 
+def test_whitening_round_trip_and_change_of_density():
+    x = _correlated_codes(300, 5, 8, seed=7)
+    g = bl.TileGaussian(8, shrinkage=0.1).fit(x)
+    y = x + np.random.default_rng(8).random(x.shape)
+    z = g.whiten(y)
+    np.testing.assert_allclose(g.unwhiten(z), y, rtol=1e-10, atol=1e-10)
+    # z = Σ^(-1/2)(y - μ) with the symmetric root: Σ^(-1/2) Σ Σ^(-1/2) = I, so the
+    # Gaussian's own draws whiten to N(0, I), and the density changes by |Σ|^(-1/2)
+    Wt = g.whiten(np.eye(5) + g.mean_)                # rows: Σ^(-1/2) e_i
+    np.testing.assert_allclose(Wt, Wt.T, atol=1e-10)
+    np.testing.assert_allclose(Wt @ g.covariance_ @ Wt, np.eye(5), atol=1e-9)
+    assert g.log_det == pytest.approx(np.linalg.slogdet(g.covariance_)[1], rel=1e-10)
+    log_n01 = -0.5 * (z ** 2).sum(1) - 2.5 * math.log(2 * math.pi)
+    np.testing.assert_allclose(g.log_density(y), log_n01 - 0.5 * g.log_det, rtol=1e-10)
+    # refitting replaces the cached roots
+    g.fit(x[:100])
+    np.testing.assert_allclose(g.unwhiten(g.whiten(y)), y, atol=1e-10)
+    with pytest.raises(pb.DataError, match="not fitted"):
+        bl.TileGaussian(4).whiten([[0.5]])
+    with pytest.raises(pb.DataError, match="columns"):
+        g.whiten([[0.5, 1.5]])
+    with pytest.raises(pb.DataError, match="columns"):
+        g.unwhiten(np.zeros((2, 4)))
+
+
+def test_gaussian_rbm_over_whitened_rows_is_the_tile_gaussian_at_zero_couplings():
+    """A Gaussian-visible RBM over z = Σ^(-1/2)(y - μ) with precision 1, zero biases and
+    zero couplings has visible marginal N(0, I): its exact log-probability minus ½ log|Σ|
+    is the tile Gaussian's log density. Non-zero couplings change it (the check can fail)."""
+    x = _correlated_codes(200, 3, 6, seed=9)
+    g = bl.TileGaussian(6).fit(x)
+    y = x[:20] + np.random.default_rng(10).random((20, 3))
+    model = pb.compile(pb.graphs.rbm(3, 2, domain="gaussian", precision=1.0), seed=0)
+    with torch.no_grad():
+        model.weight.zero_()
+        model.bias.zero_()
+    z = torch.as_tensor(g.whiten(y), dtype=model.dtype)
+    lp = model.log_prob(z).detach().double().numpy() - 0.5 * g.log_det
+    np.testing.assert_allclose(lp, g.log_density(y), rtol=1e-5, atol=1e-5)
+    with torch.no_grad():
+        model.weight.fill_(0.5)
+    lp = model.log_prob(z).detach().double().numpy() - 0.5 * g.log_det
+    assert np.abs(lp - g.log_density(y)).max() > 0.01
+
+
 def test_baseline_table_ranks_the_models():
     x = _correlated_codes(600, 8, 8, seed=6)
     r = bl.baseline_bits_per_dim(x[:400], x[400:], levels=8)
