@@ -99,13 +99,16 @@ def _codes(x: object, levels: int, name: str, dims: int | None = None) -> np.nda
     return a.astype(np.int64)
 
 
-def _rows(x: object, name: str) -> torch.Tensor:
-    """``x`` as a float64 tensor (n, D) of finite numbers."""
+def _rows(x: object, name: str, dims: int | None = None) -> torch.Tensor:
+    """``x`` as a float64 tensor (n, D) of finite numbers (``D == dims`` when given)."""
     t = torch.as_tensor(np.asarray(x.detach().cpu() if isinstance(x, torch.Tensor) else x,
                                    dtype=np.float64))
     if t.ndim != 2:
         raise DataError(f"{name} must be a 2-D array (rows, columns), got shape "
                         f"{tuple(t.shape)}")
+    if dims is not None and t.shape[1] != dims:
+        raise DataError(f"{name} has {t.shape[1]} columns but the model was fitted on "
+                        f"{dims}")
     if not torch.isfinite(t).all():
         raise DataError(f"{name} has non-finite entries")
     return t
@@ -356,10 +359,7 @@ class TileGaussian:
         True
         """
         W, _ = self._zca_pair()
-        t = _rows(y, "y")
-        if t.shape[1] != W.shape[0]:
-            raise DataError(f"y has {t.shape[1]} columns but the model was fitted on "
-                            f"{W.shape[0]}")
+        t = _rows(y, "y", dims=W.shape[0])
         return ((t - torch.as_tensor(self.mean_)) @ W).numpy()
 
     def unwhiten(self, z: object) -> np.ndarray:
@@ -371,10 +371,7 @@ class TileGaussian:
         True
         """
         _, C = self._zca_pair()
-        t = _rows(z, "z")
-        if t.shape[1] != C.shape[0]:
-            raise DataError(f"z has {t.shape[1]} columns but the model was fitted on "
-                            f"{C.shape[0]}")
+        t = _rows(z, "z", dims=C.shape[0])
         return (torch.as_tensor(self.mean_) + t @ C).numpy()
 
     def _mahalanobis(self, y: torch.Tensor) -> torch.Tensor:
@@ -387,9 +384,7 @@ class TileGaussian:
     def log_density(self, y: object, chunk_size: int = 4096) -> np.ndarray:
         """``log N(y; μ, Σ)`` of continuous rows ``y`` (code units), shape (n,)."""
         D = self.dims
-        t = _rows(y, "y")
-        if t.shape[1] != D:
-            raise DataError(f"y has {t.shape[1]} columns but the model was fitted on {D}")
+        t = _rows(y, "y", dims=D)
         chunk = _check_chunk(chunk_size)
         out = np.empty(len(t))
         for s in range(0, len(t), chunk):
