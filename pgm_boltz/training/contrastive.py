@@ -383,31 +383,18 @@ class ContrastiveObjective:
         statistics ``v^T E[h|v] / B``; the surrogate is linear in (W, b_v, b_h)."""
         m, lay = self.model, self.layout
         W, bv, bh = m.weight.view(lay.shape), m.bias[lay.vs], m.bias[lay.hs]
-        vd, hd = m.visible_domains, m.hidden_domains
+        hd = m.hidden_domains
         q_all = None if m.log_precision is None else m.precisions().detach()
         qv = None if q_all is None else m.precisions_at("visible", q_all)
         qh = None if q_all is None else m.precisions_at("hidden", q_all)
         with torch.no_grad():
-            Wd, bvd, bhd = W.detach(), bv.detach(), bh.detach()
-            hp, fp = _mean_and_field(hd, torch.addmm(bhd, v, Wd), qh)
+            hp, fp = _mean_and_field(hd, torch.addmm(bh.detach(), v, W.detach()), qh)
             if self.persistent and self.chains is None:
                 self.chains = self._init_chains(gen)
-            if self.sampler_name != "gibbs":   # any other sampler sweeps joint states
+            if self.sampler_name == "gibbs":
+                vn, hn, fn = self._gibbs_negative(hp, fp, qv, qh, gen)
+            else:   # any other sampler sweeps joint states
                 vn, hn, fn = self._sampler_negative(v, hp, fp, qh, gen)
-            elif self.persistent:
-                h = self.chains[:, lay.hs]
-            else:
-                h = _draw(hd, hp, fp, gen, qh)
-            # Gibbs inline (a draw needs no visible means)
-            for step in range(self.k if self.sampler_name == "gibbs" else 0):
-                vn = _draw(vd, *_mean_and_field(vd, torch.addmm(bvd, h, Wd.t()), qv,
-                                                need_mean=False), gen, qv)
-                hn, fn = _mean_and_field(hd, torch.addmm(bhd, vn, Wd), qh)
-                if step < self.k - 1 or self.persistent:
-                    h = _draw(hd, hn, fn, gen, qh)
-            if self.persistent and self.sampler_name == "gibbs":
-                self.chains[:, lay.vs] = vn
-                self.chains[:, lay.hs] = h
             # with row weights w = (1/B, ..., -1/C, ...) over the stacked rows:
             # S = v^T hp / B - vn^T hn / C = Vs^T (w * Hs), dv = w Vs, dh = w Hs
             w = self._row_weights(v.shape[0], vn.shape[0], pos_w, neg_w)
@@ -434,6 +421,31 @@ class ContrastiveObjective:
             if self.centering:
                 loss = loss + self._centred_precision_term(dv)
         return loss
+
+    def _gibbs_negative(self, hp: torch.Tensor, fp: torch.Tensor | None,
+                        qv: torch.Tensor | None, qh: torch.Tensor | None,
+                        gen: torch.Generator | None
+                        ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """The negative phase by inline block Gibbs: ``k`` alternating draws from the
+        persistent chains' hidden states (PCD, which then hold the last draws) or from
+        hidden units drawn given the batch (CD, hidden means ``hp``, fields ``fp``);
+        returns ``(vn, E[h | vn], f_h or None)``. A visible draw needs only the field,
+        not the means."""
+        m, lay = self.model, self.layout
+        vd, hd = m.visible_domains, m.hidden_domains
+        Wd = m.weight.detach().view(lay.shape)
+        bvd, bhd = m.bias.detach()[lay.vs], m.bias.detach()[lay.hs]
+        h = self.chains[:, lay.hs] if self.persistent else _draw(hd, hp, fp, gen, qh)
+        for step in range(self.k):
+            vn = _draw(vd, *_mean_and_field(vd, torch.addmm(bvd, h, Wd.t()), qv,
+                                            need_mean=False), gen, qv)
+            hn, fn = _mean_and_field(hd, torch.addmm(bhd, vn, Wd), qh)
+            if step < self.k - 1 or self.persistent:
+                h = _draw(hd, hn, fn, gen, qh)
+        if self.persistent:
+            self.chains[:, lay.vs] = vn
+            self.chains[:, lay.hs] = h
+        return vn, hn, fn
 
     def _sampler_negative(self, v: torch.Tensor, hp: torch.Tensor, fp: torch.Tensor | None,
                           qh: torch.Tensor | None, gen: torch.Generator | None
