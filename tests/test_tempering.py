@@ -276,8 +276,8 @@ def test_pt_pcd_gradient_is_exact_in_expectation_where_pcd_is_biased() -> None:
 def test_pt_pcd_gradient_on_an_rbm() -> None:
     """Hidden units summed out in the positive phase, the tempering sampler's negative
     phase on the RBM path (``_sampler_negative``): the estimate is within 5 standard
-    errors (binary: se <= 1/(2 sqrt(C))) of exact, and so is the centred estimate mapped
-    back to (W, b, c) after one SGD step."""
+    errors (binary: se <= 1/(2 sqrt(C))) of exact, and so is the centred W gradient (10
+    standard errors: it also carries the offsets' terms)."""
     model = pb.compile(pb.graphs.rbm(6, 3), engine="block-gibbs", seed=0,
                        dtype=torch.float64)
     g = torch.Generator().manual_seed(5)
@@ -296,9 +296,8 @@ def test_pt_pcd_gradient_on_an_rbm() -> None:
     est = torch.cat([model.bias.grad, model.weight.grad])
     assert pt.fast
     assert (est - exact).abs().max().item() < 5 / (2 * C**0.5)
-    # centred: one SGD step of size 1 changes (b, W) by the centred direction mapped back,
-    # whose W part is the plain estimate's minus the offset terms: compare the W step
-    # with the exact centred product
+    # centred: the surrogate's W gradient is the centred statistic, the plain one minus
+    # the offset terms; compare it with the same terms of the exact gradient
     model.zero_grad()
     ptc = PCDObjective(model, train=values, n_chains=C, k=40, sampler="tempering",
                        sampler_options={"n_replicas": 3}, centering=True)
